@@ -1,0 +1,130 @@
+"""The one settings object. Built once at an entry point (CLI, Celery app, producer) and passed down."""
+
+from __future__ import annotations
+
+from datetime import time
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .channels import Channel
+
+MAX_BATCH = 2000  # the gateway's documented limit per send-bulk-sms call
+
+
+class Settings(BaseSettings):
+    """Every setting, read from the environment (and an optional ``.env``). See README for the table."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+                                      hide_input_in_errors=True)
+
+    # --- gateway
+    smspoint_api_key: SecretStr = Field(default=SecretStr(""), description="TheSMSPoint API key (secret)")
+    smspoint_base_url: str = Field(default="https://thesmspoint.com/api/v1",
+                                   description="Gateway base URL; point at the simulator to test offline")
+    connect_timeout: float = Field(default=3.05, gt=0, description="Seconds to connect to the gateway")
+    read_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for the gateway's answer")
+    channel_map: Annotated[dict[str, int], NoDecode] = Field(
+        default={"transactional": 1, "promotional": 2, "otp": 3},
+        validation_alias=AliasChoices("SMSPOINT_CHANNEL_MAP", "CHANNEL_MAP", "channel_map"),
+        description="Gateway channel number per named channel, e.g. 'transactional=1,promotional=2,otp=3'")
+
+    # --- infrastructure
+    redis_url: str = Field(default="redis://localhost:6379/0", description="Redis for lanes, credits, limits")
+    redis_prefix: str = Field(default="smspoint", description="Prefix of every Redis key the project owns")
+    broker_url: str | None = Field(default=None, description="Celery broker; defaults to REDIS_URL")
+    database_url: str = Field(default="sqlite:///./smspoint.db",
+                              description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://...")
+
+    # --- batching
+    batch_size: int = Field(default=MAX_BATCH, ge=1, le=MAX_BATCH, description="Recipients per bulk call")
+    flush_interval_otp_ms: int = Field(default=0, ge=0, description="OTP lane: max wait to fill a batch")
+    flush_interval_transactional_ms: int = Field(default=200, ge=0, description="Transactional lane wait")
+    flush_interval_promotional_ms: int = Field(default=1000, ge=0, description="Promotional lane wait")
+
+    # --- gateway protection
+    rate_limit_calls_per_s: float = Field(default=50.0, gt=0, description="Gateway calls/s, all workers")
+    rate_limit_parts_per_s: float = Field(default=100_000.0, gt=0, description="Message parts/s, all workers")
+    retry_max_attempts: int = Field(default=5, ge=1, description="Attempts for provably-unsent failures")
+    retry_max_elapsed_s: float = Field(default=60.0, gt=0, description="Give up retrying after this long")
+    balance_refresh_s: float = Field(default=60.0, gt=0, description="Refresh credit balance this often")
+    catalog_refresh_s: float = Field(default=300.0, gt=0, description="Refresh sender ids / templates")
+
+    # --- DLT / schedule
+    default_region: str = Field(default="IN", description="Region for numbers without a country code")
+    timezone: str = Field(default="Asia/Kolkata", description="Time zone of the promotional window")
+    promo_window_start: time = Field(default=time(9, 0), description="Promotional sends allowed from")
+    promo_window_end: time = Field(default=time(21, 0), description="Promotional sends allowed until")
+    smart_encoding: bool = Field(default=False, description="Replace look-alikes so texts stay GSM-7")
+
+    # --- repair
+    stale_sending_after_s: float = Field(default=300.0, gt=0, description="'sending' older -> unknown")
+    requeue_after_s: float = Field(default=120.0, gt=0, description="queued but unseen -> pushed again")
+
+    # --- delivery-report sync
+    sync_interval_s: float = Field(default=30.0, gt=0, description="Beat period of the report sync")
+    sync_horizon_h: float = Field(default=72.0, gt=0, description="Give up waiting for a final report")
+    sync_calls_per_run: int = Field(default=200, ge=1, description="Max status calls per sync run")
+
+    # --- hooks
+    hook_callable: str | None = Field(default=None, description="dotted.path:function called on final state")
+    webhook_url: str | None = Field(default=None, description="URL POSTed a signed JSON body on final state")
+    webhook_secret: SecretStr = Field(default=SecretStr(""), description="HMAC-SHA256 key for webhooks")
+
+    # --- operators
+    flower_address: str = Field(default="127.0.0.1", description="Flower bind address")
+    flower_port: int = Field(default=5555, description="Flower port")
+    flower_user: str = Field(default="", description="Flower basic-auth user")
+    flower_password: SecretStr = Field(default=SecretStr(""), description="Flower basic-auth password")
+    metrics_port: int = Field(default=9808, description="Prometheus exporter port (0 = off)")
+
+    @field_validator("channel_map", mode="before")
+    @classmethod
+    def _parse_channel_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                import json
+
+                return json.loads(text)
+            pairs = [p for p in text.split(",") if p.strip()]
+            out: dict[str, int] = {}
+            for pair in pairs:
+                name, sep, num = pair.partition("=")
+                if not sep:
+                    raise ValueError(f"channel_map entry {pair!r} is not name=number")
+                out[name.strip().lower()] = int(num)
+            return out
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        names = {c.value for c in Channel}
+        if set(self.channel_map) != names:
+            raise ValueError(f"channel_map must name exactly {sorted(names)}, got {sorted(self.channel_map)}")
+        if len(set(self.channel_map.values())) != len(names):
+            raise ValueError("channel_map numbers must be distinct")
+        return self
+
+    # ----------------------------------------------------------------- helpers
+
+    def gateway_channel(self, channel: Channel) -> int:
+        """The gateway's channel number for a named channel."""
+        return self.channel_map[channel.value]
+
+    def flush_interval_s(self, lane: str) -> float:
+        """How long a lane waits to fill a batch before flushing a partial one."""
+        ms: int = getattr(self, f"flush_interval_{lane}_ms")
+        return ms / 1000.0
+
+    @property
+    def celery_broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once on first use (entry points may build their own)."""
+    return Settings()
