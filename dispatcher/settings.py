@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="redis://localhost:6379/0", description="Redis for lanes, credits, limits")
     redis_prefix: str = Field(default="smspoint", description="Prefix of every Redis key the project owns")
     broker_url: str | None = Field(default=None, description="Celery broker; defaults to REDIS_URL")
+    broker_key_prefix: str = Field(default="", description="Prefix of Celery's own Redis keys (isolation)")
     database_url: str = Field(default="sqlite:///./smspoint.db",
                               description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://...")
 
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
     # --- repair
     stale_sending_after_s: float = Field(default=300.0, gt=0, description="'sending' older -> unknown")
     requeue_after_s: float = Field(default=120.0, gt=0, description="queued but unseen -> pushed again")
+    republish_after_s: float = Field(default=60.0, gt=0, description="pending batch task lost -> republish")
+    tick_interval_s: float = Field(default=1.0, gt=0, description="Beat: wake collectors of non-empty lanes")
+    release_interval_s: float = Field(default=5.0, gt=0, description="Beat: release scheduled/held messages")
+    sweep_interval_s: float = Field(default=15.0, gt=0, description="Beat: repair sweep period")
+    hooks_interval_s: float = Field(default=5.0, gt=0, description="Beat: deliver pending hooks")
 
     # --- delivery-report sync
     sync_interval_s: float = Field(default=30.0, gt=0, description="Beat period of the report sync")
@@ -122,6 +128,12 @@ class Settings(BaseSettings):
     @property
     def celery_broker(self) -> str:
         return self.broker_url or self.redis_url
+
+    def broker_transport_options(self) -> dict[str, object]:
+        opts: dict[str, object] = {"visibility_timeout": 3600}
+        if self.broker_key_prefix:
+            opts["global_keyprefix"] = self.broker_key_prefix
+        return opts
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,321 @@
+"""The producer API: ``send_sms``, ``send_bulk``, ``get_status``.
+
+A request is validated completely before anything is written. The message row is committed first (the
+record of truth), then its id is pushed into its lane in Redis. If Redis is briefly unreachable after
+the commit, the message is still accepted: the sweeper pushes queued messages it has not seen move.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from . import store
+from .channels import Channel
+from .context import Context, get_context
+from .db import transaction
+from .errors import (BulkValidationError, IdempotencyConflict, MessageNotFound,
+                     RowError, ValidationError)
+from .ids import new_id
+from .numbers import mask, normalize
+from .schedule import effective_send_at
+from .segments import measure, smart_encode
+from .states import State
+
+log = logging.getLogger(__name__)
+
+BULK_CHUNK = 5000
+
+
+class BulkResult(list[str]):
+    """The ids of the enqueued messages, in input order; ``rejects`` lists the rows that were skipped."""
+
+    def __init__(self, ids: Iterable[str] = (), rejects: list[RowError] | None = None) -> None:
+        super().__init__(ids)
+        self.rejects: list[RowError] = rejects or []
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    id: str
+    state: str
+    hold_reason: str | None
+    channel: str
+    number_masked: str
+    parts: int
+    credits: int
+    credits_charged: int | None
+    created_at: datetime
+    send_at: datetime | None
+    sending_at: datetime | None
+    sent_at: datetime | None
+    final_at: datetime | None
+    gateway_job_id: str | None
+    gateway_message_id: str | None
+    status_raw: str | None
+    status_remark: str | None
+    last_error: str | None
+    attempts: int
+    metadata: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
+class Dispatcher:
+    """Validates and enqueues messages; safe to share between threads of one process."""
+
+    def __init__(self, context: Context | None = None) -> None:
+        self.ctx = context or get_context()
+        self.settings = self.ctx.settings
+
+    # ------------------------------------------------------------------ validation
+
+    def _prepare(self, to: object, text: object, channel: Channel, sender_id: str, template_id: str,
+                 *, field_prefix: str = "") -> dict[str, Any]:
+        number = normalize(to, self.settings.default_region, field=f"{field_prefix}to")  # type: ignore[arg-type]
+        if not isinstance(text, str):
+            raise ValidationError(f"{field_prefix}text", f"must be a string, got {type(text).__name__}")
+        if self.settings.smart_encoding:
+            m0 = measure(text)
+            if m0.smart_credits is not None:
+                text = smart_encode(text)
+        m = measure(text)
+        catalog = self.ctx.catalog.get()
+        if catalog is not None:
+            catalog.check(channel, sender_id, template_id, text)
+        return {"number": number, "text": text, "parts": m.parts, "credits": m.credits,
+                "is_unicode": m.is_unicode}
+
+    @staticmethod
+    def _check_common(channel: object, sender_id: object, template_id: object,
+                      send_at: datetime | None) -> Channel:
+        try:
+            ch = Channel.parse(channel)
+        except ValueError as exc:
+            raise ValidationError("channel", str(exc)) from exc
+        for name, value in (("sender_id", sender_id), ("template_id", template_id)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValidationError(name, "is required (a non-empty string from the gateway's catalogue)")
+            if "|" in value or len(value) > 64:
+                raise ValidationError(name, "must be at most 64 characters and contain no '|'")
+        if send_at is not None and (not isinstance(send_at, datetime) or send_at.utcoffset() is None):
+            raise ValidationError("send_at", "must be a timezone-aware datetime")
+        return ch
+
+    def _when(self, ch: Channel, send_at: datetime | None, now: datetime) -> datetime | None:
+        s = self.settings
+        return effective_send_at(now, send_at, ch, start=s.promo_window_start, end=s.promo_window_end,
+                                 tz=s.timezone)
+
+    # ------------------------------------------------------------------ send_sms
+
+    def send_sms(self, to: str | int, text: str, *, channel: Channel | str, sender_id: str,
+                 template_id: str, idempotency_key: str | None = None, send_at: datetime | None = None,
+                 metadata: Mapping[str, Any] | None = None) -> str:
+        """Validate and enqueue one message; returns its id at once."""
+        ch = self._check_common(channel, sender_id, template_id, send_at)
+        prepared = self._prepare(to, text, ch, sender_id, template_id)
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200:
+                raise ValidationError("idempotency_key", "must be a string of 1-200 characters")
+            existing = self._existing(idempotency_key, prepared, ch)
+            if existing:
+                return existing
+        meta = _meta_json(metadata)
+        now = self.ctx.clock()
+        when = self._when(ch, send_at, now)
+        row = _row(new_id(), prepared, ch, sender_id, template_id, now, when, meta)
+        row["idempotency_key"] = idempotency_key
+        try:
+            with transaction(self.ctx.engine) as conn:
+                store.insert_messages(conn, [row])
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = self._existing(idempotency_key, prepared, ch)  # lost a race: the winner's id
+            if existing:
+                return existing
+            raise
+        if when is None:
+            self._push([(row["id"], store.group_key(ch.value, sender_id, template_id,
+                                                    prepared["is_unicode"]))])
+        return str(row["id"])
+
+    def _existing(self, key: str, prepared: dict[str, Any], ch: Channel) -> str | None:
+        with transaction(self.ctx.engine) as conn:
+            found = store.find_by_idempotency_key(conn, key)
+        if found is None:
+            return None
+        if (found["number"], found["text"], found["channel"]) != (prepared["number"], prepared["text"],
+                                                                   ch.value):
+            raise IdempotencyConflict(key, found["id"])
+        return str(found["id"])
+
+    def _push(self, items: list[tuple[str, str]]) -> None:
+        try:
+            for lane in self.ctx.lanes.push(items):
+                self.ctx.publisher.collect(lane)
+        except Exception as exc:  # noqa: BLE001 - the rows are committed; the sweeper pushes them later
+            log.warning("enqueue: %d message(s) committed but not pushed (%s); the sweeper will push them",
+                        len(items), exc.__class__.__name__)
+
+    # ------------------------------------------------------------------ send_bulk
+
+    def send_bulk(self, rows: Iterable[Any], *, channel: Channel | str, sender_id: str, template_id: str,
+                  send_at: datetime | None = None, skip_invalid: bool = False,
+                  chunk_size: int = BULK_CHUNK) -> BulkResult:
+        """Validate and enqueue many (number, text) rows (or mappings with number/to and text).
+
+        Streams through the input in chunks (bounded memory besides the returned ids). By default
+        nothing is enqueued if any row is invalid and BulkValidationError lists every invalid row;
+        with ``skip_invalid`` the valid rows are enqueued and the result's ``rejects`` lists the others.
+        """
+        ch = self._check_common(channel, sender_id, template_id, send_at)
+        bulk_id = new_id()
+        now = self.ctx.clock()
+        when = self._when(ch, send_at, now)
+        ids = BulkResult()
+        total = 0
+        chunk: list[dict[str, Any]] = []
+        try:
+            for index, raw in enumerate(rows):
+                total += 1
+                try:
+                    number, text = _unpack(raw)
+                    prepared = self._prepare(number, text, ch, sender_id, template_id)
+                except ValidationError as exc:
+                    ids.rejects.append(RowError(index, exc.field, exc.reason))
+                    continue
+                row = _row(new_id(), prepared, ch, sender_id, template_id, now, when, None)
+                row["state"], row["bulk_id"] = State.STAGED.value, bulk_id
+                chunk.append(row)
+                if len(chunk) >= chunk_size:
+                    self._stage(chunk, ids)
+                    chunk = []
+            self._stage(chunk, ids)
+            if ids.rejects and not skip_invalid:
+                raise BulkValidationError(ids.rejects, total)
+        except BaseException:
+            with transaction(self.ctx.engine) as conn:
+                store.delete_staged(conn, bulk_id)
+            raise
+        self._publish_bulk(bulk_id, when, now)
+        return ids
+
+    def _stage(self, chunk: list[dict[str, Any]], ids: BulkResult) -> None:
+        if not chunk:
+            return
+        with transaction(self.ctx.engine) as conn:
+            store.insert_messages(conn, chunk)
+        ids.extend(r["id"] for r in chunk)
+
+    def _publish_bulk(self, bulk_id: str, when: datetime | None, now: datetime) -> None:
+        from sqlalchemy import update
+
+        from .models import MESSAGE
+
+        with transaction(self.ctx.engine) as conn:
+            if when is not None:
+                conn.execute(update(MESSAGE).where(MESSAGE.c.bulk_id == bulk_id,
+                                                   MESSAGE.c.state == State.STAGED.value)
+                             .values(state=State.SCHEDULED.value, updated_at=now))
+                return
+            store.publish_staged(conn, bulk_id, now)
+        after = ""
+        while True:
+            with transaction(self.ctx.engine) as conn:
+                items = store.staged_groups(conn, bulk_id, after, 20_000)
+            if not items:
+                break
+            self._push(items)
+            after = items[-1][0]
+
+    # ------------------------------------------------------------------ get_status
+
+    def get_status(self, message_id: str) -> MessageStatus:
+        """The message's state, timestamps, gateway ids, credits and last error."""
+        with transaction(self.ctx.engine) as conn:
+            row = store.get_message(conn, message_id)
+            history = store.events_of(conn, message_id) if row else []
+        if row is None:
+            raise MessageNotFound(f"no message with id {message_id!r}")
+        return MessageStatus(
+            id=row["id"], state=row["state"], hold_reason=row["hold_reason"], channel=row["channel"],
+            number_masked=mask(row["number"]), parts=row["parts"], credits=row["credits"],
+            credits_charged=row["credits_charged"], created_at=row["created_at"], send_at=row["send_at"],
+            sending_at=row["sending_at"], sent_at=row["sent_at"], final_at=row["final_at"],
+            gateway_job_id=row["gateway_job_id"], gateway_message_id=row["gateway_message_id"],
+            status_raw=row["status_raw"], status_remark=row["status_remark"], last_error=row["last_error"],
+            attempts=row["attempts"], metadata=json.loads(row["meta"]) if row["meta"] else None,
+            history=history)
+
+
+def _unpack(raw: Any) -> tuple[Any, Any]:
+    if isinstance(raw, Mapping):
+        number = raw.get("number", raw.get("to"))
+        if number is None:
+            raise ValidationError("number", "missing (give 'number' or 'to')")
+        if "text" not in raw:
+            raise ValidationError("text", "missing")
+        return number, raw["text"]
+    if isinstance(raw, (tuple, list)) and len(raw) >= 2:
+        return raw[0], raw[1]
+    raise ValidationError("row", "must be (number, text) or a mapping with number and text")
+
+
+def _meta_json(metadata: Mapping[str, Any] | None) -> str | None:
+    if metadata is None:
+        return None
+    try:
+        out = json.dumps(dict(metadata), separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("metadata", f"must be JSON-serialisable: {exc}") from exc
+    if len(out) > 4000:
+        raise ValidationError("metadata", "must be at most 4000 characters as JSON")
+    return out
+
+
+def _row(mid: str, p: dict[str, Any], ch: Channel, sender_id: str, template_id: str, now: datetime,
+         when: datetime | None, meta: str | None) -> dict[str, Any]:
+    return {"id": mid, "state": (State.SCHEDULED if when else State.QUEUED).value, "hold_reason": None,
+            "channel": ch.value, "sender_id": sender_id, "template_id": template_id,
+            "is_unicode": p["is_unicode"], "number": p["number"], "text": p["text"], "parts": p["parts"],
+            "credits": p["credits"], "idempotency_key": None, "meta": meta, "bulk_id": None,
+            "batch_id": None, "attempts": 0, "created_at": now, "send_at": when,
+            "pushed_at": None if when else now, "updated_at": now}
+
+
+_default: Dispatcher | None = None
+
+
+def _dispatcher() -> Dispatcher:
+    global _default
+    ctx = get_context()
+    if _default is None or _default.ctx is not ctx:
+        _default = Dispatcher(ctx)
+    return _default
+
+
+def send_sms(to: str | int, text: str, *, channel: Channel | str, sender_id: str, template_id: str,
+             idempotency_key: str | None = None, send_at: datetime | None = None,
+             metadata: Mapping[str, Any] | None = None) -> str:
+    """Validate and enqueue one SMS; returns the message id. See Dispatcher.send_sms."""
+    return _dispatcher().send_sms(to, text, channel=channel, sender_id=sender_id, template_id=template_id,
+                                  idempotency_key=idempotency_key, send_at=send_at, metadata=metadata)
+
+
+def send_bulk(rows: Iterable[Any], *, channel: Channel | str, sender_id: str, template_id: str,
+              send_at: datetime | None = None, skip_invalid: bool = False) -> BulkResult:
+    """Validate and enqueue many rows; see Dispatcher.send_bulk."""
+    return _dispatcher().send_bulk(rows, channel=channel, sender_id=sender_id, template_id=template_id,
+                                   send_at=send_at, skip_invalid=skip_invalid)
+
+
+def get_status(message_id: str) -> MessageStatus:
+    """The current status of one message; see Dispatcher.get_status."""
+    return _dispatcher().get_status(message_id)

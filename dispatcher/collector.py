@@ -1,0 +1,107 @@
+"""A lane's collector: reads message ids from the lane stream, groups them, and turns each full (or
+waited-long-enough) group into a committed batch row handed to a sender task.
+
+One collector runs per lane at a time (a Redis lease). Entries are acknowledged only after the batch
+that holds their ids is committed, so a crash at any point loses nothing: unacknowledged entries are
+claimed back, and ids that were already batched are skipped by the guarded claim.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from . import store
+from .batching import Chunk, GroupBuffer
+from .context import Context
+from .db import transaction
+from .ids import new_id
+from .locks import Lease
+
+log = logging.getLogger(__name__)
+
+RECLAIM_IDLE_MS = 30_000
+
+
+@dataclass
+class CollectResult:
+    lane: str
+    batches: int = 0
+    messages: int = 0
+    skipped: int = 0
+    busy: bool = False
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult:
+    """Drain ``lane`` for up to ``max_run_s`` seconds; flush everything buffered before returning."""
+    result = CollectResult(lane)
+    s = ctx.settings
+    lease = Lease(ctx.redis, f"{s.redis_prefix}:lock:collector:{lane}", ttl_s=max(30.0, max_run_s * 3))
+    if not lease.acquire():
+        result.busy = True
+        return result
+    lanes = ctx.lanes
+    consumer = consumer_name()
+    buf = GroupBuffer(s.batch_size, s.flush_interval_s(lane))
+    try:
+        lanes.clear_kick(lane)
+        lanes.ensure_group(lane)
+        for e in lanes.reclaim(lane, consumer, RECLAIM_IDLE_MS):
+            buf.add(e.entry_id, e.group, e.ids, time.monotonic())
+        deadline = time.monotonic() + max_run_s
+        while True:
+            now = time.monotonic()
+            _flush(ctx, lane, buf.take(now), result)
+            if now >= deadline:
+                break
+            wait = buf.next_deadline()
+            block_ms = None if wait is None else max(1, int((wait - now) * 1000))
+            if wait is None:
+                block_ms = 50  # nothing buffered: wait briefly for more, then stop
+            entries = lanes.read(lane, consumer, count=s.batch_size, block_ms=block_ms)
+            if not entries and len(buf) == 0:
+                break
+            for e in entries:
+                buf.add(e.entry_id, e.group, e.ids, time.monotonic())
+            lease.extend()
+        _flush(ctx, lane, buf.take(time.monotonic(), force=True), result)
+    finally:
+        lease.release()
+    if lanes.depth(lane) > 0 and lanes.request_kick(lane):
+        ctx.publisher.collect(lane)  # work arrived after our last read: make sure someone runs
+    return result
+
+
+def _flush(ctx: Context, lane: str, chunks: list[Chunk], result: CollectResult) -> None:
+    for chunk in chunks:
+        if chunk.ids:
+            _make_batch(ctx, lane, chunk, result)
+        ctx.lanes.ack(lane, chunk.completes)
+
+
+def _make_batch(ctx: Context, lane: str, chunk: Chunk, result: CollectResult) -> None:
+    channel, sender_id, template_id, is_unicode = store.parse_group(chunk.group)
+    batch_id = new_id()
+    now = ctx.clock()
+    with transaction(ctx.engine) as conn:
+        claimed = store.claim_for_batch(conn, chunk.ids, batch_id, now)
+        if claimed:
+            totals = store.batch_totals(conn, batch_id)
+            store.insert_batch(conn, {
+                "id": batch_id, "lane": lane, "channel": channel, "sender_id": sender_id,
+                "template_id": template_id, "is_unicode": is_unicode, "size": len(claimed),
+                "credits": totals, "state": "pending", "created_at": now, "published_at": now})
+    result.skipped += len(chunk.ids) - len(claimed)
+    if not claimed:
+        return
+    result.batches += 1
+    result.messages += len(claimed)
+    ctx.publisher.send_batch(batch_id, lane, len(claimed), chunk.group)
+    log.info("collector %s: batch %s of %d message(s) for %s", lane, batch_id, len(claimed), chunk.group)

@@ -1,0 +1,135 @@
+"""SQLModel tables: the database is the record of truth for every message.
+
+States and transitions are documented in dispatcher/states.py; this module only declares storage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class Message(SQLModel, table=True):
+    """One SMS to one recipient, from enqueue to its final delivery state."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        Index("ix_message_state_pushed", "state", "pushed_at"),
+        Index("ix_message_state_send_at", "state", "send_at"),
+        Index("ix_message_state_channel", "state", "channel"),
+        Index("ix_message_gateway_job", "gateway_job_id"),
+        Index("ix_message_batch", "batch_id"),
+        Index("ix_message_bulk", "bulk_id"),
+        Index("ix_message_created", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    state: str = Field(max_length=16)
+    hold_reason: str | None = Field(default=None, max_length=32)
+    channel: str = Field(max_length=16)
+    sender_id: str = Field(max_length=32)
+    template_id: str = Field(max_length=64)
+    is_unicode: bool = False
+    number: str = Field(max_length=20)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    parts: int = 1
+    credits: int = 1
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    meta: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    bulk_id: str | None = Field(default=None, max_length=32)
+    batch_id: str | None = Field(default=None, max_length=32)
+    attempts: int = 0
+    created_at: datetime
+    send_at: datetime | None = None
+    pushed_at: datetime | None = None
+    sending_at: datetime | None = None
+    sent_at: datetime | None = None
+    final_at: datetime | None = None
+    updated_at: datetime | None = None
+    gateway_job_id: str | None = Field(default=None, max_length=64)
+    gateway_message_id: str | None = Field(default=None, max_length=64)
+    credits_charged: int | None = None
+    status_raw: str | None = Field(default=None, max_length=64)
+    status_remark: str | None = Field(default=None, max_length=255)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class Batch(SQLModel, table=True):
+    """One gateway call's worth of messages of one group (<= 2000)."""
+
+    __tablename__ = "batch"
+    __table_args__ = (Index("ix_batch_state_published", "state", "published_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    lane: str = Field(max_length=16)
+    channel: str = Field(max_length=16)
+    sender_id: str = Field(max_length=32)
+    template_id: str = Field(max_length=64)
+    is_unicode: bool = False
+    size: int = 0
+    credits: int = 0
+    state: str = Field(max_length=16)
+    created_at: datetime
+    published_at: datetime | None = None
+    sending_at: datetime | None = None
+    done_at: datetime | None = None
+    job_id: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, max_length=500)
+
+
+class GatewayJob(SQLModel, table=True):
+    """A job id the gateway returned; polled for delivery reports until all its messages are final."""
+
+    __tablename__ = "gateway_job"
+    __table_args__ = (Index("ix_job_open_next", "open", "next_poll_at"),)
+
+    job_id: str = Field(primary_key=True, max_length=64)
+    batch_id: str | None = Field(default=None, max_length=32)
+    channel: str = Field(max_length=16)
+    size: int = 0
+    created_at: datetime
+    open: bool = True
+    next_poll_at: datetime
+    poll_count: int = 0
+    invalid_id_count: int = 0
+    lease_until: datetime | None = None
+    lease_owner: str | None = Field(default=None, max_length=64)
+    last_polled_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class MessageEvent(SQLModel, table=True):
+    """A notable transition (hold, unknown, failure, operator action) for a message's history."""
+
+    __tablename__ = "message_event"
+    __table_args__ = (Index("ix_event_message", "message_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=32)
+    at: datetime
+    state: str = Field(max_length=16)
+    detail: str | None = Field(default=None, max_length=500)
+
+
+class HookOutbox(SQLModel, table=True):
+    """One callback per message reaching a final state; delivered (and retried) by the hooks task."""
+
+    __tablename__ = "hook_outbox"
+    __table_args__ = (Index("ix_hook_due", "done", "next_attempt_at"),)
+
+    message_id: str = Field(primary_key=True, max_length=32)
+    state: str = Field(max_length=16)
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0
+    done: bool = False
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+MESSAGE = Message.__table__  # type: ignore[attr-defined]
+BATCH = Batch.__table__  # type: ignore[attr-defined]
+JOB = GatewayJob.__table__  # type: ignore[attr-defined]
+EVENT = MessageEvent.__table__  # type: ignore[attr-defined]
+OUTBOX = HookOutbox.__table__  # type: ignore[attr-defined]

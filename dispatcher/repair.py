@@ -1,0 +1,174 @@
+"""Periodic repair and release (run by beat): what crashes, restarts and holds leave behind.
+
+- Redis lost its data (flush, restart without AOF): every queued message is pushed again and every
+  pending batch republished.
+- A pending batch whose task message was lost (worker SIGKILLed after taking it) is republished.
+- A queued message not seen to move for ``requeue_after_s`` is pushed again (a duplicate entry is
+  harmless: the collector's guarded claim skips ids that are already batched).
+- A message stuck in ``sending`` longer than ``stale_sending_after_s`` becomes ``unknown``: the worker
+  died between committing ``sending`` and recording the gateway's answer; it may have been sent.
+- Scheduled messages whose time has come, and held messages whose cause has cleared, are queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from . import store
+from .channels import Channel
+from .context import Context
+from .db import transaction
+from .states import HoldReason, State
+
+log = logging.getLogger(__name__)
+
+GATEWAY_DOWN_RETRY_S = 30.0
+PAGE = 5000
+
+
+@dataclass
+class SweepResult:
+    redis_lost: bool = False
+    republished: int = 0
+    repushed: int = 0
+    unknown: int = 0
+    staged_deleted: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def push(ctx: Context, items: list[tuple[str, str]]) -> None:
+    """Push (id, group) pairs and wake the lanes' collectors."""
+    for lane in ctx.lanes.push(items):
+        ctx.publisher.collect(lane)
+
+
+def sweep(ctx: Context) -> SweepResult:
+    """One repair pass; safe to run concurrently with workers and with itself."""
+    s = ctx.settings
+    now = ctx.clock()
+    out = SweepResult(redis_lost=ctx.lanes.lost_data())
+    if out.redis_lost:
+        log.warning("sweeper: Redis has lost its data; pushing every queued message again")
+    batch_cutoff = None if out.redis_lost else now - timedelta(seconds=s.republish_after_s)
+    with transaction(ctx.engine) as conn:
+        batches = store.pending_batches(conn, batch_cutoff, PAGE)
+        store.touch_batches(conn, [b["id"] for b in batches], now)
+    for b in batches:
+        group = store.group_key(b["channel"], b["sender_id"], b["template_id"], b["is_unicode"])
+        ctx.publisher.send_batch(b["id"], b["lane"], b["size"], group)
+    out.republished = len(batches)
+
+    push_cutoff = None if out.redis_lost else now - timedelta(seconds=s.requeue_after_s)
+    while True:
+        with transaction(ctx.engine) as conn:
+            items = store.unpushed_queued(conn, push_cutoff, PAGE)
+            store.mark_pushed(conn, [i for i, _ in items], now)
+        if not items:
+            break
+        push(ctx, items)
+        out.repushed += len(items)
+        if len(items) < PAGE:
+            break
+
+    with transaction(ctx.engine) as conn:
+        stale = store.stale_sending(conn, now - timedelta(seconds=s.stale_sending_after_s), PAGE)
+        moved = store.move_messages(conn, stale, State.UNKNOWN, now,
+                                    last_error="worker stopped between 'sending' and the gateway's answer")
+        store.add_events(conn, moved, State.UNKNOWN, now, "stale sending: may or may not have been sent")
+        out.unknown = len(moved)
+        out.staged_deleted = store.delete_abandoned_staged(conn, now - timedelta(hours=1))
+    if out.unknown:
+        log.error("sweeper: %d stale 'sending' message(s) marked unknown", out.unknown)
+    return out
+
+
+@dataclass
+class ReleaseResult:
+    scheduled: int = 0
+    credits: int = 0
+    gateway_down: int = 0
+    authentication: int = 0
+
+
+def release_due(ctx: Context) -> ReleaseResult:
+    """Queue scheduled messages whose time has come and held messages whose cause has cleared."""
+    out = ReleaseResult()
+    now = ctx.clock()
+    with transaction(ctx.engine) as conn:
+        ids = store.due_scheduled(conn, now, PAGE)
+        items = store.requeue(conn, ids, State.SCHEDULED, now)
+    push(ctx, items)
+    out.scheduled = len(items)
+
+    with transaction(ctx.engine) as conn:
+        down = store.held(conn, HoldReason.GATEWAY_DOWN.value, PAGE,
+                          before=now - timedelta(seconds=GATEWAY_DOWN_RETRY_S))
+        items = store.requeue(conn, [i for i, _, _ in down], State.HELD, now)
+    push(ctx, items)
+    out.gateway_down = len(items)
+
+    out.authentication = _release_auth(ctx)
+    out.credits = _release_credits(ctx)
+    return out
+
+
+def _release_auth(ctx: Context) -> int:
+    if not ctx.redis.exists(ctx.auth_hold_key()):
+        with transaction(ctx.engine) as conn:
+            held = store.held(conn, HoldReason.AUTHENTICATION.value, 1)
+        if not held:
+            return 0
+    from .errors import GatewayError
+    from .sender import refresh_balance
+
+    try:
+        refresh_balance(ctx)  # proves the key works again
+    except GatewayError as exc:
+        log.error("gateway authentication still failing (%s); lanes stay held", exc.__class__.__name__)
+        return 0
+    ctx.redis.delete(ctx.auth_hold_key())
+    total = 0
+    now = ctx.clock()
+    while True:
+        with transaction(ctx.engine) as conn:
+            rows = store.held(conn, HoldReason.AUTHENTICATION.value, PAGE)
+            items = store.requeue(conn, [i for i, _, _ in rows], State.HELD, now)
+        push(ctx, items)
+        total += len(items)
+        if len(rows) < PAGE:
+            break
+    log.warning("gateway authentication works again: %d held message(s) queued", total)
+    return total
+
+
+def _release_credits(ctx: Context) -> int:
+    with transaction(ctx.engine) as conn:
+        rows = store.held(conn, HoldReason.CREDITS.value, PAGE * 4)
+    if not rows:
+        return 0
+    from .errors import GatewayError
+    from .sender import refresh_balance
+
+    try:
+        balances = refresh_balance(ctx)
+    except GatewayError as exc:
+        log.warning("credit release: balance unavailable (%s)", exc.__class__.__name__)
+        return 0
+    budget = {pkg: max(0, n) for pkg, n in balances.items()}
+    take: list[str] = []
+    by_pkg: dict[str, int] = defaultdict(int)
+    for mid, credits, channel in rows:
+        pkg = Channel(channel).package
+        if by_pkg[pkg] + credits <= budget.get(pkg, 0):
+            by_pkg[pkg] += credits
+            take.append(mid)
+    now = ctx.clock()
+    with transaction(ctx.engine) as conn:
+        items = store.requeue(conn, take, State.HELD, now)
+    push(ctx, items)
+    if items:
+        log.info("credits available again: %d held message(s) queued", len(items))
+    return len(items)

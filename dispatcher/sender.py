@@ -1,0 +1,207 @@
+"""Sending one batch: the only place that calls the gateway's send commands.
+
+    pending batch ──(credits reserved, rate limit taken)──► commit `sending` ──► gateway call
+        ──► commit `sent` + job id + each recipient's gateway message id        (one transaction)
+        ──► or: rejected -> failed | no credits / auth / gateway down -> held | ambiguous -> unknown
+
+Every step is guarded by the batch's state, so a redelivered task, a second worker or a republished
+batch does nothing. A crash after `sending` is committed leaves the rows in `sending`; the sweeper
+turns stale ones into `unknown` (never resent automatically).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import store
+from .channels import Channel
+from .context import Context
+from .credits import ReserveResult
+from .db import transaction
+from .errors import (AmbiguousOutcome, AuthenticationFailed, GatewayError, InsufficientCredits,
+                     RetryableGatewayError)
+from .gateway import Recipient
+from .gateway.retry import unsent_retry
+from .numbers import mask
+from .states import HoldReason, State
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SendOutcome:
+    batch_id: str
+    outcome: str
+    size: int = 0
+    sent: int = 0
+    failed: int = 0
+    job_id: str | None = None
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
+    """Send one pending batch through the gateway (idempotent: a non-pending batch is left alone)."""
+    with transaction(ctx.engine) as conn:
+        batch = store.get_batch(conn, batch_id)
+        messages = store.batch_messages(conn, batch_id, State.QUEUED) if batch else []
+    if batch is None or batch["state"] != "pending":
+        return SendOutcome(batch_id, "skipped", detail=f"batch is {batch['state'] if batch else 'missing'}")
+    channel = Channel(batch["channel"])
+    if not messages:
+        with transaction(ctx.engine) as conn:
+            store.move_batch(conn, batch_id, ["pending"], "cancelled", ctx.clock())
+        return SendOutcome(batch_id, "skipped", detail="no queued messages")
+    if ctx.redis.exists(ctx.auth_hold_key()):
+        return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
+    credits = sum(m.credits for m in messages)
+    if not _reserve(ctx, channel.package, credits):
+        return _hold(ctx, batch_id, HoldReason.CREDITS,
+                     f"not enough {channel.package} credits for {credits}")
+    try:
+        ctx.limiter.acquire(sum(m.parts for m in messages))
+        now = ctx.clock()
+        with transaction(ctx.engine) as conn:
+            if not store.move_batch(conn, batch_id, ["pending"], "sending", now):
+                raise _Lost()
+            store.move_batch_messages(conn, batch_id, State.SENDING, now, attempts=1)
+    except _Lost:
+        ctx.ledger.release(channel.package, credits)
+        return SendOutcome(batch_id, "skipped", detail="batch taken by another worker")
+    except BaseException:
+        ctx.ledger.release(channel.package, credits)
+        raise
+    return _call(ctx, batch, channel, messages, credits)
+
+
+class _Lost(Exception):
+    pass
+
+
+def _reserve(ctx: Context, package: str, credits: int) -> bool:
+    ledger = ctx.ledger
+    res = ledger.reserve(package, credits, max_age_s=ctx.settings.balance_refresh_s)
+    if res is ReserveResult.RESERVED:
+        return True
+    refresh_balance(ctx)
+    return ledger.reserve(package, credits) is ReserveResult.RESERVED
+
+
+def refresh_balance(ctx: Context) -> dict[str, int]:
+    """Fetch get-sms-balance and reset every package's available credits (minus in-flight ones)."""
+    bal = ctx.client.balance()
+    out = {}
+    for package in ("OTP", "Promotional", "Transactional"):
+        out[package] = ctx.ledger.set_balance(package, int(bal.for_package(package)))
+    return out
+
+
+def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[store.Outgoing],
+          credits: int) -> SendOutcome:
+    batch_id = batch["id"]
+    recipients = [Recipient(m.number, m.text) for m in messages]
+    s = ctx.settings
+    try:
+        for attempt in unsent_retry(s.retry_max_attempts, s.retry_max_elapsed_s):
+            with attempt:
+                result = ctx.client.send_bulk(recipients, sender_id=batch["sender_id"],
+                                              template_id=batch["template_id"], channel=channel,
+                                              is_unicode=bool(batch["is_unicode"]))
+    except AmbiguousOutcome as exc:
+        ctx.ledger.settle_unknown(channel.package, credits)
+        return _unknown(ctx, batch_id, f"ambiguous gateway outcome: {exc}")
+    except InsufficientCredits:
+        ctx.ledger.release(channel.package, credits)
+        ctx.ledger.set_balance(channel.package, 0)
+        return _hold(ctx, batch_id, HoldReason.CREDITS, "gateway: SMS Credits Not Available", frm="sending")
+    except AuthenticationFailed:
+        ctx.ledger.release(channel.package, credits)
+        ctx.redis.set(ctx.auth_hold_key(), "1")
+        log.critical("gateway authentication failed: lanes are held until the API key works again")
+        return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "gateway: API key not accepted", frm="sending")
+    except RetryableGatewayError as exc:
+        ctx.ledger.release(channel.package, credits)
+        return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, f"gateway unavailable: {exc}", frm="sending")
+    except GatewayError as exc:
+        ctx.ledger.release(channel.package, credits)
+        return _fail(ctx, batch_id, f"rejected by gateway: {exc}")
+    return _record(ctx, batch, channel, messages, credits, result)
+
+
+def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[store.Outgoing],
+            credits: int, result: Any) -> SendOutcome:
+    """Match the gateway's per-recipient ids by number and order, and commit `sent` in one transaction."""
+    ids_by_number: dict[str, deque[str | None]] = defaultdict(deque)
+    for sm in result.messages:
+        ids_by_number[_digits(sm.number)].append(sm.message_id)
+    rejected = {_digits(r.number): r.reason for r in result.rejected}
+    sent_rows, failed = [], []
+    for m in messages:
+        queue = ids_by_number.get(m.number)
+        if queue:
+            sent_rows.append({"id": m.id, "gateway_message_id": queue.popleft(), "credits_charged": m.credits})
+        elif m.number in rejected or result.rejected:
+            failed.append((m, rejected.get(m.number, "rejected by gateway")))
+        else:
+            # no per-recipient data (e.g. the single-id response shape): the job id is the link
+            sent_rows.append({"id": m.id, "gateway_message_id": None, "credits_charged": m.credits})
+    now = ctx.clock()
+    charged = sum(r["credits_charged"] for r in sent_rows)
+    job_id = result.job_id
+    with transaction(ctx.engine) as conn:
+        store.mark_sent(conn, sent_rows, job_id, now)
+        for m, reason in failed:
+            store.move_messages(conn, [m.id], State.FAILED, now, last_error=reason[:500])
+        if failed:
+            store.add_events(conn, [m.id for m, _ in failed], State.FAILED, now, "rejected by gateway")
+        if job_id and sent_rows:
+            store.insert_job(conn, {"job_id": job_id, "batch_id": batch["id"], "channel": channel.value,
+                                    "size": len(sent_rows), "created_at": now, "open": True,
+                                    "next_poll_at": now, "poll_count": 0, "invalid_id_count": 0})
+        store.move_batch(conn, batch["id"], ["sending"], "sent", now, job_id=job_id)
+    if charged:
+        ctx.ledger.commit(channel.package, charged)
+    if credits - charged > 0:
+        ctx.ledger.release(channel.package, credits - charged)
+    for m, reason in failed[:5]:
+        log.warning("gateway rejected %s in batch %s: %s", mask(m.number), batch["id"], reason)
+    log.info("batch %s: %d sent as job %s, %d rejected", batch["id"], len(sent_rows), job_id, len(failed))
+    return SendOutcome(batch["id"], "sent", size=len(messages), sent=len(sent_rows), failed=len(failed),
+                       job_id=job_id)
+
+
+def _digits(number: str) -> str:
+    return "".join(ch for ch in str(number) if ch.isdigit())
+
+
+def _hold(ctx: Context, batch_id: str, reason: HoldReason, detail: str, frm: str = "pending") -> SendOutcome:
+    now = ctx.clock()
+    with transaction(ctx.engine) as conn:
+        moved = store.move_batch_messages(conn, batch_id, State.HELD, now, hold_reason=reason.value,
+                                          last_error=detail[:500])
+        store.move_batch(conn, batch_id, [frm], "held", now, error=detail[:500])
+    log.warning("batch %s: %d message(s) held (%s): %s", batch_id, moved, reason.value, detail)
+    return SendOutcome(batch_id, "held", size=moved, detail=f"{reason.value}: {detail}")
+
+
+def _fail(ctx: Context, batch_id: str, detail: str) -> SendOutcome:
+    now = ctx.clock()
+    with transaction(ctx.engine) as conn:
+        moved = store.move_batch_messages(conn, batch_id, State.FAILED, now, last_error=detail[:500])
+        store.move_batch(conn, batch_id, ["sending"], "failed", now, error=detail[:500])
+    log.warning("batch %s: %d message(s) failed: %s", batch_id, moved, detail)
+    return SendOutcome(batch_id, "failed", size=moved, failed=moved, detail=detail)
+
+
+def _unknown(ctx: Context, batch_id: str, detail: str) -> SendOutcome:
+    now = ctx.clock()
+    with transaction(ctx.engine) as conn:
+        ids = [m.id for m in store.batch_messages(conn, batch_id, State.SENDING)]
+        moved = store.move_messages(conn, ids, State.UNKNOWN, now, last_error=detail[:500])
+        store.add_events(conn, moved, State.UNKNOWN, now, detail[:500])
+        store.move_batch(conn, batch_id, ["sending"], "unknown", now, error=detail[:500])
+    log.error("batch %s: %d message(s) UNKNOWN (not resent automatically): %s", batch_id, len(moved), detail)
+    return SendOutcome(batch_id, "unknown", size=len(moved), detail=detail)

@@ -1,0 +1,54 @@
+"""The Celery app: broker from Settings, explicit queues, the beat schedule (by task name).
+
+    celery -A workers.app worker -Q otp                       # latency-first OTP workers
+    celery -A workers.app worker -Q transactional,promotional,sync,maintenance
+    celery -A workers.app beat                                 # exactly one
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from dispatcher.settings import get_settings
+
+from .queues import (ALL_QUEUES, QUEUE_MAINTENANCE, QUEUE_SYNC, TASK_HOOKS, TASK_RELEASE, TASK_SWEEP,
+                     TASK_SYNC, TASK_TICK)
+
+
+def _every(task: str, seconds: float, queue: str) -> dict[str, object]:
+    # expires: a beat tick that waited longer than its own period is dropped, not piled up
+    return {"task": task, "schedule": seconds, "options": {"queue": queue, "expires": max(seconds, 1.0)}}
+
+
+def make_app() -> Celery:
+    settings = get_settings()
+    app = Celery("smspoint", broker=settings.celery_broker, include=["workers.tasks"])
+    app.conf.update(
+        task_queues=[Queue(name) for name in ALL_QUEUES],
+        task_default_queue=QUEUE_MAINTENANCE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        # The database is the record of truth: tasks are guarded by row state, so a task message is
+        # acknowledged on receipt; a lost one is republished by the sweeper, a repeated one does nothing.
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=settings.broker_transport_options(),
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "tick-lanes": _every(TASK_TICK, settings.tick_interval_s, QUEUE_MAINTENANCE),
+            "release-due": _every(TASK_RELEASE, settings.release_interval_s, QUEUE_MAINTENANCE),
+            "sweep": _every(TASK_SWEEP, settings.sweep_interval_s, QUEUE_MAINTENANCE),
+            "sync-reports": _every(TASK_SYNC, settings.sync_interval_s, QUEUE_SYNC),
+            "deliver-hooks": _every(TASK_HOOKS, settings.hooks_interval_s, QUEUE_SYNC),
+        },
+    )
+    return app
+
+
+app = make_app()

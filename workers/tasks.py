@@ -1,0 +1,71 @@
+"""Thin Celery tasks: ids and counts in, one dispatcher function, a small summary out.
+
+Task arguments never carry message texts, numbers or keys, so Flower shows safe, useful information.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from dispatcher import collector, repair, sender
+from dispatcher.context import get_context
+from dispatcher.errors import StorageUnavailable
+from dispatcher.publish import CeleryPublisher
+
+from .app import app
+from .queues import (LANE_QUEUES, TASK_COLLECT, TASK_RELEASE, TASK_SEND_BATCH, TASK_SWEEP, TASK_TICK)
+
+log = logging.getLogger(__name__)
+
+
+def _ctx():  # type: ignore[no-untyped-def]
+    ctx = get_context()
+    if ctx._publisher is None:  # publish through this worker's own app and connection pool
+        ctx._publisher = CeleryPublisher(app)
+    return ctx
+
+
+@app.task(name=TASK_COLLECT, bind=True, max_retries=None)
+def collect_lane(self: Any, lane: str) -> dict[str, Any]:
+    """Group a lane's waiting messages into batches and hand each to send_batch."""
+    try:
+        return asdict(collector.collect(_ctx(), lane))
+    except StorageUnavailable as exc:
+        raise self.retry(exc=exc, countdown=2) from exc
+
+
+@app.task(name=TASK_SEND_BATCH, bind=True, max_retries=None)
+def send_batch(self: Any, batch_id: str, lane: str = "", size: int = 0, group: str = "") -> dict[str, Any]:
+    """Send one batch (<= 2000 recipients) as one gateway call; guarded by the batch's state."""
+    try:
+        return asdict(sender.send_batch(_ctx(), batch_id))
+    except StorageUnavailable as exc:
+        # nothing was sent (the guarded `sending` commit failed or never ran); the sweeper also republishes
+        raise self.retry(exc=exc, countdown=5) from exc
+
+
+@app.task(name=TASK_TICK)
+def tick_lanes() -> dict[str, int]:
+    """Safety net for lost wake-ups: start a collector for every lane with waiting entries."""
+    ctx = _ctx()
+    out = {}
+    for lane in LANE_QUEUES:
+        depth = ctx.lanes.depth(lane)
+        out[lane] = depth
+        if depth and ctx.lanes.request_kick(lane):
+            ctx.publisher.collect(lane)
+    return out
+
+
+@app.task(name=TASK_SWEEP)
+def sweep() -> dict[str, Any]:
+    """Repair what crashes and restarts leave: lost pushes, lost batch tasks, stale `sending` rows."""
+    return asdict(repair.sweep(_ctx()))
+
+
+@app.task(name=TASK_RELEASE)
+def release_due() -> dict[str, Any]:
+    """Queue scheduled messages whose time came and held messages whose cause cleared."""
+    return asdict(repair.release_due(_ctx()))
