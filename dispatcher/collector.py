@@ -23,7 +23,7 @@ from .locks import Lease
 
 log = logging.getLogger(__name__)
 
-RECLAIM_IDLE_MS = 30_000
+RECLAIM_IDLE_MS = 15_000
 
 
 @dataclass
@@ -43,7 +43,7 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
     """Drain ``lane`` for up to ``max_run_s`` seconds; flush everything buffered before returning."""
     result = CollectResult(lane)
     s = ctx.settings
-    lease = Lease(ctx.redis, f"{s.redis_prefix}:lock:collector:{lane}", ttl_s=max(30.0, max_run_s * 3))
+    lease = Lease(ctx.redis, f"{s.redis_prefix}:lock:collector:{lane}", ttl_s=max(10.0, max_run_s * 2))
     if not lease.acquire():
         result.busy = True
         return result

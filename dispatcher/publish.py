@@ -25,7 +25,8 @@ class CeleryPublisher:
         self.app = app
 
     @classmethod
-    def for_broker(cls, broker_url: str, transport_options: dict[str, object] | None = None) -> CeleryPublisher:
+    def for_broker(cls, broker_url: str,
+                   transport_options: dict[str, object] | None = None) -> CeleryPublisher:
         from celery import Celery
 
         app = Celery("smspoint-producer", broker=broker_url, set_as_current=False)

@@ -12,23 +12,34 @@ turns stale ones into `unknown` (never resent automatically).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
 
 from . import store
 from .channels import Channel
 from .context import Context
 from .credits import ReserveResult
 from .db import transaction
-from .errors import (AmbiguousOutcome, AuthenticationFailed, GatewayError, InsufficientCredits,
-                     RetryableGatewayError)
+from .errors import (
+    AmbiguousOutcome,
+    AuthenticationFailed,
+    GatewayError,
+    InsufficientCredits,
+    RetryableGatewayError,
+    StorageUnavailable,
+)
 from .gateway import Recipient
 from .gateway.retry import unsent_retry
 from .numbers import mask
 from .states import HoldReason, State
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -142,16 +153,18 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
     for m in messages:
         queue = ids_by_number.get(m.number)
         if queue:
-            sent_rows.append({"id": m.id, "gateway_message_id": queue.popleft(), "credits_charged": m.credits})
-        elif m.number in rejected or result.rejected:
-            failed.append((m, rejected.get(m.number, "rejected by gateway")))
+            gmid: str | None = queue.popleft()
+        elif m.number in rejected:
+            failed.append((m, rejected[m.number]))
+            continue
         else:
-            # no per-recipient data (e.g. the single-id response shape): the job id is the link
-            sent_rows.append({"id": m.id, "gateway_message_id": None, "credits_charged": m.credits})
+            gmid = None  # no per-recipient id (the single-id response shape): the job id is the link
+        sent_rows.append({"id": m.id, "gateway_message_id": gmid, "credits_charged": m.credits})
     now = ctx.clock()
     charged = sum(r["credits_charged"] for r in sent_rows)
     job_id = result.job_id
-    with transaction(ctx.engine) as conn:
+
+    def write(conn: Connection) -> None:
         store.mark_sent(conn, sent_rows, job_id, now)
         for m, reason in failed:
             store.move_messages(conn, [m.id], State.FAILED, now, last_error=reason[:500])
@@ -162,6 +175,8 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
                                     "size": len(sent_rows), "created_at": now, "open": True,
                                     "next_poll_at": now, "poll_count": 0, "invalid_id_count": 0})
         store.move_batch(conn, batch["id"], ["sending"], "sent", now, job_id=job_id)
+
+    _after_call(ctx, write)
     if charged:
         ctx.ledger.commit(channel.package, charged)
     if credits - charged > 0:
@@ -173,35 +188,65 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
                        job_id=job_id)
 
 
+def _after_call(ctx: Context, write: Callable[[Connection], T], budget_s: float = 120.0) -> T:
+    """Run ``write`` in a transaction, for what the gateway answered: that answer is the most valuable
+    thing we hold, so a database outage is waited out (up to ``budget_s``) rather than leaving rows in
+    `sending` (which would end as `unknown`)."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.2
+    while True:
+        try:
+            with transaction(ctx.engine) as conn:
+                return write(conn)
+        except StorageUnavailable:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unavailable while recording a gateway answer; retrying in %.1fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def _digits(number: str) -> str:
     return "".join(ch for ch in str(number) if ch.isdigit())
 
 
 def _hold(ctx: Context, batch_id: str, reason: HoldReason, detail: str, frm: str = "pending") -> SendOutcome:
     now = ctx.clock()
-    with transaction(ctx.engine) as conn:
+
+    def write(conn: Connection) -> int:
         moved = store.move_batch_messages(conn, batch_id, State.HELD, now, hold_reason=reason.value,
                                           last_error=detail[:500])
         store.move_batch(conn, batch_id, [frm], "held", now, error=detail[:500])
+        return moved
+
+    moved = _after_call(ctx, write)
     log.warning("batch %s: %d message(s) held (%s): %s", batch_id, moved, reason.value, detail)
     return SendOutcome(batch_id, "held", size=moved, detail=f"{reason.value}: {detail}")
 
 
 def _fail(ctx: Context, batch_id: str, detail: str) -> SendOutcome:
     now = ctx.clock()
-    with transaction(ctx.engine) as conn:
+
+    def write(conn: Connection) -> int:
         moved = store.move_batch_messages(conn, batch_id, State.FAILED, now, last_error=detail[:500])
         store.move_batch(conn, batch_id, ["sending"], "failed", now, error=detail[:500])
+        return moved
+
+    moved = _after_call(ctx, write)
     log.warning("batch %s: %d message(s) failed: %s", batch_id, moved, detail)
     return SendOutcome(batch_id, "failed", size=moved, failed=moved, detail=detail)
 
 
 def _unknown(ctx: Context, batch_id: str, detail: str) -> SendOutcome:
     now = ctx.clock()
-    with transaction(ctx.engine) as conn:
+
+    def write(conn: Connection) -> list[str]:
         ids = [m.id for m in store.batch_messages(conn, batch_id, State.SENDING)]
         moved = store.move_messages(conn, ids, State.UNKNOWN, now, last_error=detail[:500])
         store.add_events(conn, moved, State.UNKNOWN, now, detail[:500])
         store.move_batch(conn, batch_id, ["sending"], "unknown", now, error=detail[:500])
+        return moved
+
+    moved = _after_call(ctx, write)
     log.error("batch %s: %d message(s) UNKNOWN (not resent automatically): %s", batch_id, len(moved), detail)
     return SendOutcome(batch_id, "unknown", size=len(moved), detail=detail)

@@ -17,8 +17,8 @@ MAX_BATCH = 2000  # the gateway's documented limit per send-bulk-sms call
 class Settings(BaseSettings):
     """Every setting, read from the environment (and an optional ``.env``). See README for the table."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
-                                      hide_input_in_errors=True)
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      populate_by_name=True, hide_input_in_errors=True)
 
     # --- gateway
     smspoint_api_key: SecretStr = Field(default=SecretStr(""), description="TheSMSPoint API key (secret)")

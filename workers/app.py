@@ -12,8 +12,16 @@ from kombu import Queue
 
 from dispatcher.settings import get_settings
 
-from .queues import (ALL_QUEUES, QUEUE_MAINTENANCE, QUEUE_SYNC, TASK_HOOKS, TASK_RELEASE, TASK_SWEEP,
-                     TASK_SYNC, TASK_TICK)
+from .queues import (
+    ALL_QUEUES,
+    QUEUE_MAINTENANCE,
+    QUEUE_SYNC,
+    TASK_HOOKS,
+    TASK_RELEASE,
+    TASK_SWEEP,
+    TASK_SYNC,
+    TASK_TICK,
+)
 
 
 def _every(task: str, seconds: float, queue: str) -> dict[str, object]:

@@ -15,7 +15,7 @@ from dispatcher.errors import StorageUnavailable
 from dispatcher.publish import CeleryPublisher
 
 from .app import app
-from .queues import (LANE_QUEUES, TASK_COLLECT, TASK_RELEASE, TASK_SEND_BATCH, TASK_SWEEP, TASK_TICK)
+from .queues import LANE_QUEUES, TASK_COLLECT, TASK_RELEASE, TASK_SEND_BATCH, TASK_SWEEP, TASK_TICK
 
 log = logging.getLogger(__name__)
 
