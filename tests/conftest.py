@@ -6,4 +6,6 @@ Fixtures live in tests/fixtures/; each test module says in its docstring what it
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.simulator",
+    "tests.fixtures.pipeline",
+    "tests.fixtures.proxy",
 ]
