@@ -1,0 +1,6 @@
+"""``python -m dispatcher.simulator [flags]``."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    main()
