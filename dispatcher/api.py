@@ -19,9 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from . import store
 from .channels import Channel
 from .context import Context, get_context
-from .db import transaction
-from .errors import (BulkValidationError, IdempotencyConflict, MessageNotFound,
-                     RowError, ValidationError)
+from .db import reading, transaction
+from .errors import BulkValidationError, IdempotencyConflict, MessageNotFound, RowError, ValidationError
 from .ids import new_id
 from .numbers import mask, normalize
 from .schedule import effective_send_at
@@ -147,7 +146,7 @@ class Dispatcher:
         return str(row["id"])
 
     def _existing(self, key: str, prepared: dict[str, Any], ch: Channel) -> str | None:
-        with transaction(self.ctx.engine) as conn:
+        with reading(self.ctx.engine) as conn:
             found = store.find_by_idempotency_key(conn, key)
         if found is None:
             return None
@@ -228,7 +227,7 @@ class Dispatcher:
             store.publish_staged(conn, bulk_id, now)
         after = ""
         while True:
-            with transaction(self.ctx.engine) as conn:
+            with reading(self.ctx.engine) as conn:
                 items = store.staged_groups(conn, bulk_id, after, 20_000)
             if not items:
                 break
@@ -239,7 +238,7 @@ class Dispatcher:
 
     def get_status(self, message_id: str) -> MessageStatus:
         """The message's state, timestamps, gateway ids, credits and last error."""
-        with transaction(self.ctx.engine) as conn:
+        with reading(self.ctx.engine) as conn:
             row = store.get_message(conn, message_id)
             history = store.events_of(conn, message_id) if row else []
         if row is None:

@@ -70,7 +70,9 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
                 break
             for e in entries:
                 buf.add(e.entry_id, e.group, e.ids, time.monotonic())
-            lease.extend()
+            if not lease.extend():
+                log.warning("collector %s lost its lease; flushing and stopping", lane)
+                break
         _flush(ctx, lane, buf.take(time.monotonic(), force=True), result)
     finally:
         lease.release()

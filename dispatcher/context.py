@@ -78,6 +78,18 @@ class Context:
 
         return CatalogCache(self.redis, self.settings.redis_prefix)
 
+    def warm_up(self) -> None:
+        """Open the database and Redis connections and build the clients now, so that the first
+        task of a fresh worker process (often an OTP) does not pay for it."""
+        from sqlalchemy import text
+
+        from . import collector, sender  # noqa: F401  (imports done before the first task)
+
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        self.redis.ping()
+        _ = (self.lanes, self.ledger, self.limiter, self.catalog, self.client)
+
     def auth_hold_key(self) -> str:
         return f"{self.settings.redis_prefix}:hold:auth"
 

@@ -136,6 +136,17 @@ class CreditLedger:
         keys = [self.key(package), self.packages_key]
         return int(self._set_balance(keys=keys, args=[int(gateway_balance), package]))
 
+    def set_inflight(self, package: str, amount: int) -> None:
+        """Reset the in-flight count from the database's truth (credits of batches in `sending`).
+
+        Reservations leak when a worker dies between reserving and settling; the sweeper calls this so
+        that a leak cannot shrink the available balance for ever. A reservation made in the instant
+        between the database read and this call is forgotten; its later settlement clamps at 0.
+        """
+        if amount < 0:
+            raise ValueError("amount must be >= 0")
+        self.redis.hset(self.key(package), "inflight", amount)
+
     def available(self, package: str) -> int | None:
         """Credits free to reserve; None if the balance was never fetched."""
         return _int(self.redis.hget(self.key(package), "available"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,11 @@ from sqlalchemy.exc import OperationalError
 from .errors import StorageUnavailable
 
 _engines: dict[tuple[int, str], Engine] = {}
+
+#: SQLite's own busy wait per statement (short: BEGIN IMMEDIATE polls in Python, see _begin_immediate).
+SQLITE_BUSY_MS = 50
+#: How long a writer waits for SQLite's write lock before giving up (StorageUnavailable).
+SQLITE_LOCK_WAIT_S = 60.0
 _lock = threading.Lock()
 
 
@@ -44,16 +50,39 @@ def _sqlite_engine(url: str) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock up front: no deadlocking lock upgrades between processes.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only work (``reading``) begins DEFERRED and never waits for writers (WAL).
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        if mode == "DEFERRED":
+            conn.exec_driver_sql("BEGIN DEFERRED")
+            return
+        _begin_immediate(conn)
 
     return engine
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """BEGIN IMMEDIATE, polling every millisecond while another process writes.
+
+    SQLite's own busy handler sleeps up to 100 ms between attempts, so under a steady stream of bulk
+    writes a short transaction (an OTP) can wait seconds; polling finely keeps the wait close to the
+    length of the transaction ahead of it.
+    """
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.001)
 
 
 def make_engine(url: str) -> Engine:
@@ -92,6 +121,18 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     try:
         with engine.begin() as conn:
             yield conn
+    except OperationalError as exc:
+        raise StorageUnavailable(f"database unavailable: {exc.orig.__class__.__name__}") from exc
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction: on SQLite it does not take the write lock (WAL readers never wait)."""
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(sqlite_begin="DEFERRED")
+            with conn.begin():
+                yield conn
     except OperationalError as exc:
         raise StorageUnavailable(f"database unavailable: {exc.orig.__class__.__name__}") from exc
 

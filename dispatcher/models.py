@@ -126,6 +126,8 @@ class HookOutbox(SQLModel, table=True):
     attempts: int = 0
     done: bool = False
     last_error: str | None = Field(default=None, max_length=500)
+    #: targets that already took this row ("callable", "webhook", comma-separated); migration 0002
+    delivered_to: str | None = Field(default=None, max_length=32)
 
 
 MESSAGE = Message.__table__  # type: ignore[attr-defined]

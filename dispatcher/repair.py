@@ -20,7 +20,7 @@ from datetime import timedelta
 from . import store
 from .channels import Channel
 from .context import Context
-from .db import transaction
+from .db import reading, transaction
 from .states import HoldReason, State
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,16 @@ def sweep(ctx: Context) -> SweepResult:
         out.staged_deleted = store.delete_abandoned_staged(conn, now - timedelta(hours=1))
     if out.unknown:
         log.error("sweeper: %d stale 'sending' message(s) marked unknown", out.unknown)
+    _resync_inflight(ctx)
     return out
+
+
+def _resync_inflight(ctx: Context) -> None:
+    """In-flight credits follow the database (a SIGKILLed worker cannot leak a reservation for ever)."""
+    with reading(ctx.engine) as conn:
+        by_channel = store.inflight_credits(conn)
+    for channel in Channel:
+        ctx.ledger.set_inflight(channel.package, by_channel.get(channel.value, 0))
 
 
 @dataclass
@@ -117,7 +126,7 @@ def release_due(ctx: Context) -> ReleaseResult:
 
 def _release_auth(ctx: Context) -> int:
     if not ctx.redis.exists(ctx.auth_hold_key()):
-        with transaction(ctx.engine) as conn:
+        with reading(ctx.engine) as conn:
             held = store.held(conn, HoldReason.AUTHENTICATION.value, 1)
         if not held:
             return 0
@@ -145,7 +154,7 @@ def _release_auth(ctx: Context) -> int:
 
 
 def _release_credits(ctx: Context) -> int:
-    with transaction(ctx.engine) as conn:
+    with reading(ctx.engine) as conn:
         rows = store.held(conn, HoldReason.CREDITS.value, PAGE * 4)
     if not rows:
         return 0
@@ -172,3 +181,21 @@ def _release_credits(ctx: Context) -> int:
     if items:
         log.info("credits available again: %d held message(s) queued", len(items))
     return len(items)
+
+
+def refresh_catalog(ctx: Context, *, force: bool = False) -> dict[str, object]:
+    """Fetch sender ids and templates when the shared copy is missing or older than catalog_refresh_s."""
+    import time
+
+    from .errors import GatewayError
+
+    current = ctx.catalog.get()
+    age = None if current is None else time.time() - current.fetched_at
+    if not force and age is not None and age < ctx.settings.catalog_refresh_s:
+        return {"refreshed": False, "age_s": round(age, 1)}
+    try:
+        catalog = ctx.catalog.refresh(ctx.client)
+    except GatewayError as exc:
+        log.warning("catalogue refresh failed (%s); keeping the previous copy", exc.__class__.__name__)
+        return {"refreshed": False, "error": exc.__class__.__name__}
+    return {"refreshed": True, "senders": len(catalog.senders), "templates": len(catalog.templates)}

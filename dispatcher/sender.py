@@ -16,6 +16,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -24,7 +25,7 @@ from . import store
 from .channels import Channel
 from .context import Context
 from .credits import ReserveResult
-from .db import transaction
+from .db import reading, transaction
 from .errors import (
     AmbiguousOutcome,
     AuthenticationFailed,
@@ -36,10 +37,14 @@ from .errors import (
 from .gateway import Recipient
 from .gateway.retry import unsent_retry
 from .numbers import mask
+from .schedule import next_window_start
 from .states import HoldReason, State
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Longest wait for the shared rate limit before a batch is left pending (republished by the sweeper).
+LIMIT_WAIT_S = 30.0
 
 
 @dataclass
@@ -56,7 +61,7 @@ class SendOutcome:
 
 def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     """Send one pending batch through the gateway (idempotent: a non-pending batch is left alone)."""
-    with transaction(ctx.engine) as conn:
+    with reading(ctx.engine) as conn:
         batch = store.get_batch(conn, batch_id)
         messages = store.batch_messages(conn, batch_id, State.QUEUED) if batch else []
     if batch is None or batch["state"] != "pending":
@@ -66,6 +71,13 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
         with transaction(ctx.engine) as conn:
             store.move_batch(conn, batch_id, ["pending"], "cancelled", ctx.clock())
         return SendOutcome(batch_id, "skipped", detail="no queued messages")
+    later = _outside_window(ctx, channel)
+    if later is not None:
+        with transaction(ctx.engine) as conn:
+            moved = store.reschedule_batch(conn, batch_id, later, ctx.clock())
+            store.move_batch(conn, batch_id, ["pending"], "cancelled", ctx.clock(),
+                             error="outside the promotional window")
+        return SendOutcome(batch_id, "rescheduled", size=moved, detail=f"outside window; at {later}")
     if ctx.redis.exists(ctx.auth_hold_key()):
         return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
     credits = sum(m.credits for m in messages)
@@ -73,7 +85,7 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
         return _hold(ctx, batch_id, HoldReason.CREDITS,
                      f"not enough {channel.package} credits for {credits}")
     try:
-        ctx.limiter.acquire(sum(m.parts for m in messages))
+        ctx.limiter.acquire(sum(m.parts for m in messages), timeout=LIMIT_WAIT_S)
         now = ctx.clock()
         with transaction(ctx.engine) as conn:
             if not store.move_batch(conn, batch_id, ["pending"], "sending", now):
@@ -82,10 +94,21 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     except _Lost:
         ctx.ledger.release(channel.package, credits)
         return SendOutcome(batch_id, "skipped", detail="batch taken by another worker")
+    except TimeoutError:
+        ctx.ledger.release(channel.package, credits)  # still pending: the sweeper republishes it
+        return SendOutcome(batch_id, "deferred", detail="shared rate limit busy")
     except BaseException:
         ctx.ledger.release(channel.package, credits)
         raise
     return _call(ctx, batch, channel, messages, credits)
+
+
+def _outside_window(ctx: Context, channel: Channel) -> datetime | None:
+    """For promotional batches drained after the window closed: when the next window opens."""
+    if channel is not Channel.PROMOTIONAL:
+        return None
+    s = ctx.settings
+    return next_window_start(ctx.clock(), s.promo_window_start, s.promo_window_end, s.timezone)
 
 
 class _Lost(Exception):

@@ -6,14 +6,15 @@ whatever the number of workers racing on the same rows, and states only move for
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, Connection, String, and_, any_, bindparam, func, insert, or_, select, update
 
-from .models import BATCH, EVENT, JOB, MESSAGE
+from .models import BATCH, EVENT, JOB, MESSAGE, OUTBOX
 from .states import FINAL, State, sources
 
 M = MESSAGE.c
@@ -165,6 +166,14 @@ def mark_sent(conn: Connection, rows: Sequence[dict[str, Any]], job_id: str | No
     return res.rowcount or 0
 
 
+def reschedule_batch(conn: Connection, batch_id: str, send_at: datetime, now: datetime) -> int:
+    """A batch's queued messages go back to `scheduled` (unclaimed) for ``send_at``."""
+    res = conn.execute(update(MESSAGE).where(M.batch_id == batch_id, M.state == State.QUEUED.value)
+                       .values(state=State.SCHEDULED.value, send_at=send_at, batch_id=None,
+                               updated_at=now))
+    return res.rowcount or 0
+
+
 def insert_job(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(insert(JOB), [row])
 
@@ -246,7 +255,175 @@ def counts_by_state(conn: Connection, since: datetime | None = None) -> dict[tup
     return {(r[0], r[1]): r[2] for r in conn.execute(q)}
 
 
+def inflight_credits(conn: Connection) -> dict[str, int]:
+    """Credits of batches between `sending` and the gateway's answer, per channel."""
+    rows = conn.execute(select(B.channel, func.coalesce(func.sum(B.credits), 0))
+                        .where(B.state == "sending").group_by(B.channel))
+    return {r[0]: int(r[1]) for r in rows}
+
+
 def batch_totals(conn: Connection, batch_id: str) -> int:
     """Credits the batch's messages will cost."""
     return int(conn.execute(select(func.coalesce(func.sum(M.credits), 0)).where(M.batch_id == batch_id))
                .scalar_one())
+
+
+# ---- delivery reports
+# Gateway jobs are leased row by row (lease_until / lease_owner), which works the same on SQLite and
+# PostgreSQL: a second runner's guarded UPDATE finds the row taken (PostgreSQL re-checks the WHERE after
+# the first runner commits) and moves on.
+
+J = JOB.c
+HO = OUTBOX.c
+
+
+def due_jobs(conn: Connection, now: datetime, limit: int, exclude: Sequence[str] = ()) -> list[str]:
+    """Open jobs whose next poll has come and that nobody holds, oldest due first."""
+    q = (select(J.job_id).where(J.open.is_(True), J.next_poll_at <= now,
+                                or_(J.lease_until.is_(None), J.lease_until < now)))
+    if exclude:
+        q = q.where(J.job_id.not_in(list(exclude)))
+    return [r[0] for r in conn.execute(q.order_by(J.next_poll_at, J.job_id).limit(limit))]
+
+
+def lease_job(conn: Connection, job_id: str, owner: str, now: datetime,
+              until: datetime) -> dict[str, Any] | None:
+    """Take a due, unheld job until ``until``; None when it is no longer due or another runner holds it."""
+    row = conn.execute(
+        update(JOB).where(J.job_id == job_id, J.open.is_(True), J.next_poll_at <= now,
+                          or_(J.lease_until.is_(None), J.lease_until < now))
+        .values(lease_until=until, lease_owner=owner)
+        .returning(J.job_id, J.created_at, J.poll_count, J.invalid_id_count)).first()
+    return dict(row._mapping) if row else None
+
+
+def finish_job(conn: Connection, job_id: str, owner: str, **values: Any) -> bool:
+    """Write a leased job's bookkeeping and free the lease; False when the lease is no longer ours."""
+    res = conn.execute(update(JOB).where(J.job_id == job_id, J.lease_owner == owner)
+                       .values(lease_until=None, lease_owner=None, **values))
+    return (res.rowcount or 0) == 1
+
+
+def get_job(conn: Connection, job_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(JOB).where(J.job_id == job_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def job_messages(conn: Connection, job_id: str) -> list[dict[str, Any]]:
+    """A job's messages as report matching needs them, row-locked on PostgreSQL (SQLite's BEGIN IMMEDIATE
+    already holds the write lock): the states read here are the states the guarded UPDATEs see."""
+    q = (select(M.id, M.state, M.number, M.text, M.gateway_message_id, M.status_raw, M.status_remark)
+         .where(M.gateway_job_id == job_id).order_by(M.id).with_for_update())
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def write_finals(conn: Connection, to: State, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+    """Guarded final transitions of rows of (b_id, b_raw, b_remark, b_gmid); returns the rows moved."""
+    values = {"state": to.value, "final_at": now, "updated_at": now}
+    return _write_reports(conn, rows, M.state.in_(sources(to)), or_(*(M.state == s for s in sources(to))),
+                          values)
+
+
+def write_statuses(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+    """Raw status and remark of messages not yet final (Sent, Expired, unknown names); returns rows hit."""
+    not_final = [M.state != s.value for s in FINAL]
+    return _write_reports(conn, rows, and_(*not_final), and_(*not_final), {"updated_at": now})
+
+
+#: Ids per ``WHERE id IN (...)`` on SQLite (which allows 32766 parameters).
+IN_CHUNK = 1000
+
+
+def _write_reports(conn: Connection, rows: Sequence[dict[str, Any]], guard: Any, many_guard: Any,
+                   values: dict[str, Any]) -> int:
+    """Bulk report writes. Rows sharing a raw status and remark (nearly all of a job) are written by one
+    ``UPDATE ... WHERE id IN (...)`` per group and chunk; rows that also fill in a gateway message id, by
+    one executemany (``many_guard`` avoids IN lists, which executemany cannot expand)."""
+    groups: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    singles = []
+    for r in rows:
+        if r["b_gmid"] is None:
+            groups[(r["b_raw"], r["b_remark"])].append(r["b_id"])
+        else:
+            singles.append(r)
+    written = 0
+    pg = conn.dialect.name == "postgresql"
+    for (raw, remark), ids in groups.items():
+        for k in range(0, len(ids), len(ids) if pg else IN_CHUNK):
+            chunk = ids[k:k + IN_CHUNK] if not pg else ids
+            # PostgreSQL: one array parameter (= ANY), not thousands of placeholders to render and parse
+            match = M.id == any_(bindparam("ids", chunk, type_=ARRAY(String))) if pg else M.id.in_(chunk)
+            res = conn.execute(update(MESSAGE).where(match, guard)
+                               .values(status_raw=raw, status_remark=remark, **values))
+            written += res.rowcount or 0
+    if singles:
+        gmid = func.coalesce(M.gateway_message_id, bindparam("b_gmid"))
+        stmt = (update(MESSAGE).where(M.id == bindparam("b_id"), many_guard)
+                .values(status_raw=bindparam("b_raw"), status_remark=bindparam("b_remark"),
+                        gateway_message_id=gmid, **values))
+        written += conn.execute(stmt, singles).rowcount or 0
+    return written
+
+
+def insert_outbox(conn: Connection, items: Sequence[tuple[str, str]], now: datetime) -> int:
+    """One hook row per (message id, final state); a message that already has one keeps it."""
+    if not items:
+        return 0
+    rows = [{"message_id": mid, "state": state, "created_at": now, "next_attempt_at": now, "attempts": 0,
+             "done": False} for mid, state in items]
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(OUTBOX).on_conflict_do_nothing(index_elements=["message_id"])
+    return len(conn.execute(stmt.returning(HO.message_id), rows).all())  # rowcount is -1 on executemany
+
+
+def failed_without_outbox(conn: Connection, since: datetime, limit: int) -> list[str]:
+    """Messages failed (by the sender) since ``since`` that have no hook row yet."""
+    q = (select(M.id).where(M.state == State.FAILED.value, M.final_at >= since,
+                            ~select(HO.message_id).where(HO.message_id == M.id).exists())
+         .order_by(M.final_at).limit(limit))
+    return [r[0] for r in conn.execute(q)]
+
+
+def claim_hooks(conn: Connection, now: datetime, until: datetime, limit: int) -> list[dict[str, Any]]:
+    """Take up to ``limit`` due hook rows by moving their next attempt to ``until`` (a lease: no other run
+    sees them as due before then); returns the rows taken."""
+    due = (select(HO.message_id).where(HO.done.is_(False), HO.next_attempt_at <= now)
+           .order_by(HO.next_attempt_at).limit(limit))
+    res = conn.execute(update(OUTBOX).where(HO.message_id.in_(due.scalar_subquery()), HO.done.is_(False),
+                                            HO.next_attempt_at <= now)
+                       .values(next_attempt_at=until)
+                       .returning(HO.message_id, HO.state, HO.attempts, HO.delivered_to, HO.last_error))
+    return [dict(r._mapping) for r in res]
+
+
+def hook_messages(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The message rows hook payloads are made from."""
+    if not ids:
+        return {}
+    rows = conn.execute(select(MESSAGE).where(M.id.in_(list(ids))))
+    return {r.id: dict(r._mapping) for r in rows}
+
+
+def write_hook_results(conn: Connection, rows: Sequence[dict[str, Any]], leased_until: datetime) -> int:
+    """Record attempts (rows of b_id, b_done, b_attempts, b_next, b_error, b_to) of hook rows still leased
+    to this run (``next_attempt_at == leased_until``), in one executemany."""
+    if not rows:
+        return 0
+    stmt = (update(OUTBOX).where(HO.message_id == bindparam("b_id"), HO.done.is_(False),
+                                 HO.next_attempt_at == leased_until)
+            .values(done=bindparam("b_done"), attempts=bindparam("b_attempts"),
+                    next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error"),
+                    delivered_to=bindparam("b_to")))
+    return conn.execute(stmt, list(rows)).rowcount or 0
+
+
+def hook_rows(conn: Connection, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Hook outbox rows (all, or the given messages'), for operators and tests."""
+    q = select(OUTBOX).order_by(HO.created_at, HO.message_id)
+    if ids is not None:
+        q = q.where(HO.message_id.in_(list(ids)))
+    return [dict(r._mapping) for r in conn.execute(q)]

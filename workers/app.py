@@ -16,6 +16,7 @@ from .queues import (
     ALL_QUEUES,
     QUEUE_MAINTENANCE,
     QUEUE_SYNC,
+    TASK_CATALOG,
     TASK_HOOKS,
     TASK_RELEASE,
     TASK_SWEEP,
@@ -31,7 +32,7 @@ def _every(task: str, seconds: float, queue: str) -> dict[str, object]:
 
 def make_app() -> Celery:
     settings = get_settings()
-    app = Celery("smspoint", broker=settings.celery_broker, include=["workers.tasks"])
+    app = Celery("smspoint", broker=settings.celery_broker, include=["workers.tasks", "workers.sync_tasks"])
     app.conf.update(
         task_queues=[Queue(name) for name in ALL_QUEUES],
         task_default_queue=QUEUE_MAINTENANCE,
@@ -54,6 +55,7 @@ def make_app() -> Celery:
             "sweep": _every(TASK_SWEEP, settings.sweep_interval_s, QUEUE_MAINTENANCE),
             "sync-reports": _every(TASK_SYNC, settings.sync_interval_s, QUEUE_SYNC),
             "deliver-hooks": _every(TASK_HOOKS, settings.hooks_interval_s, QUEUE_SYNC),
+            "refresh-catalog": _every(TASK_CATALOG, 30.0, QUEUE_MAINTENANCE),
         },
     )
     return app

@@ -9,13 +9,23 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
+from celery.signals import worker_process_init
+
 from dispatcher import collector, repair, sender
 from dispatcher.context import get_context
 from dispatcher.errors import StorageUnavailable
 from dispatcher.publish import CeleryPublisher
 
 from .app import app
-from .queues import LANE_QUEUES, TASK_COLLECT, TASK_RELEASE, TASK_SEND_BATCH, TASK_SWEEP, TASK_TICK
+from .queues import (
+    LANE_QUEUES,
+    TASK_CATALOG,
+    TASK_COLLECT,
+    TASK_RELEASE,
+    TASK_SEND_BATCH,
+    TASK_SWEEP,
+    TASK_TICK,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +35,15 @@ def _ctx():  # type: ignore[no-untyped-def]
     if ctx._publisher is None:  # publish through this worker's own app and connection pool
         ctx._publisher = CeleryPublisher(app)
     return ctx
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Each pool process connects before its first task (an OTP must not wait for set-up)."""
+    try:
+        _ctx().warm_up()
+    except Exception as exc:  # noqa: BLE001 - a cold start is slower, not broken
+        log.warning("worker warm-up failed (%s); continuing cold", exc.__class__.__name__)
 
 
 @app.task(name=TASK_COLLECT, bind=True, max_retries=None)
@@ -69,3 +88,9 @@ def sweep() -> dict[str, Any]:
 def release_due() -> dict[str, Any]:
     """Queue scheduled messages whose time came and held messages whose cause cleared."""
     return asdict(repair.release_due(_ctx()))
+
+
+@app.task(name=TASK_CATALOG)
+def refresh_catalog() -> dict[str, Any]:
+    """Refresh the sender-id / template catalogue in Redis when it is older than catalog_refresh_s."""
+    return repair.refresh_catalog(_ctx())

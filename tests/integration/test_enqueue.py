@@ -15,8 +15,16 @@ from dispatcher.catalog import build
 from dispatcher.channels import Channel
 from dispatcher.context import Context
 from dispatcher.db import dispose_all, transaction, upgrade
-from dispatcher.errors import (BulkValidationError, CatalogError, IdempotencyConflict, InvalidNumber,
-                               InvalidText, MessageNotFound, TemplateMismatch, ValidationError)
+from dispatcher.errors import (
+    BulkValidationError,
+    CatalogError,
+    IdempotencyConflict,
+    InvalidNumber,
+    InvalidText,
+    MessageNotFound,
+    TemplateMismatch,
+    ValidationError,
+)
 from dispatcher.models import MESSAGE
 from dispatcher.publish import RecordingPublisher
 from dispatcher.settings import Settings
