@@ -36,6 +36,7 @@ from .errors import (
 )
 from .gateway import Recipient
 from .gateway.retry import unsent_retry
+from .metrics import observe_batch, observe_call
 from .numbers import mask
 from .schedule import next_window_start
 from .states import HoldReason, State
@@ -138,12 +139,19 @@ def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[
     batch_id = batch["id"]
     recipients = [Recipient(m.number, m.text) for m in messages]
     s = ctx.settings
+    observe_batch(ctx, len(recipients), batch["lane"])
     try:
         for attempt in unsent_retry(s.retry_max_attempts, s.retry_max_elapsed_s):
             with attempt:
-                result = ctx.client.send_bulk(recipients, sender_id=batch["sender_id"],
-                                              template_id=batch["template_id"], channel=channel,
-                                              is_unicode=bool(batch["is_unicode"]))
+                started = time.monotonic()
+                try:
+                    result = ctx.client.send_bulk(recipients, sender_id=batch["sender_id"],
+                                                  template_id=batch["template_id"], channel=channel,
+                                                  is_unicode=bool(batch["is_unicode"]))
+                except GatewayError as exc:
+                    observe_call(ctx, "send-bulk-sms", time.monotonic() - started, type(exc).__name__)
+                    raise
+                observe_call(ctx, "send-bulk-sms", time.monotonic() - started)
     except AmbiguousOutcome as exc:
         ctx.ledger.settle_unknown(channel.package, credits)
         return _unknown(ctx, batch_id, f"ambiguous gateway outcome: {exc}")
