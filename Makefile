@@ -23,6 +23,7 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check dispatcher workers tests bench
+	$(BIN)/mypy dispatcher workers
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

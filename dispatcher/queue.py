@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -113,7 +114,8 @@ class Lanes:
                 raise
             self.ensure_group(lane)
             return []
-        return [e for _, entries in (resp or []) for e in _entries(entries)]
+        streams: list[Any] = list(resp or [])  # type: ignore[arg-type]
+        return [e for _, entries in streams for e in _entries(entries)]
 
     def reclaim(self, lane: str, consumer: str, min_idle_ms: int, count: int = 1000) -> list[Entry]:
         """Take over entries other (dead) collectors read but never acknowledged."""

@@ -180,7 +180,8 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
     for sm in result.messages:
         ids_by_number[_digits(sm.number)].append(sm.message_id)
     rejected = {_digits(r.number): r.reason for r in result.rejected}
-    sent_rows, failed = [], []
+    sent_rows: list[dict[str, Any]] = []
+    failed: list[tuple[store.Outgoing, str]] = []
     for m in messages:
         queue = ids_by_number.get(m.number)
         if queue:
@@ -192,7 +193,7 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
             gmid = None  # no per-recipient id (the single-id response shape): the job id is the link
         sent_rows.append({"id": m.id, "gateway_message_id": gmid, "credits_charged": m.credits})
     now = ctx.clock()
-    charged = sum(r["credits_charged"] for r in sent_rows)
+    charged = sum(int(r["credits_charged"]) for r in sent_rows)
     job_id = result.job_id
 
     def write(conn: Connection) -> None:
