@@ -1,0 +1,260 @@
+"""What operators ask of the system: the report, message history, and resolving ``unknown`` messages.
+
+``unknown`` means the gateway may or may not have the message (a timeout after the request left, a worker
+killed mid-call). Nothing resends it automatically; an operator decides, after checking the gateway's
+portal or the recipient: ``resend`` (unknown -> queued, pushed into its lane again: a duplicate if the
+gateway did have it) or ``fail`` (unknown -> failed, with the operator's reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Connection, func, literal_column, select, update
+
+from . import repair, store
+from .context import Context
+from .db import is_sqlite, transaction
+from .errors import InvalidTransition, MessageNotFound, ValidationError
+from .models import MESSAGE
+from .numbers import mask
+from .states import State
+
+log = logging.getLogger(__name__)
+
+M = MESSAGE.c
+PAGE = 5000
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: States whose delivery report is in: the delivery rate is delivered / these.
+REPORTED = (State.DELIVERED, State.UNDELIVERED, State.EXPIRED)
+#: States in which the gateway accepted the message.
+ACCEPTED = (State.SENT, *REPORTED)
+
+
+def parse_since(text: str, now: datetime, tz: str = "UTC") -> datetime:
+    """``90s``, ``15m``, ``1h``, ``2d``, ``1w`` before ``now``, or an ISO date/time (naive: in ``tz``)."""
+    m = _SINCE.match(text)
+    if m:
+        return now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2).lower()])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValidationError("since", f"{text!r} is neither a duration like 1h / 30m / 2d nor an ISO "
+                                       "date such as 2025-01-31T09:00+05:30") from exc
+    return when if when.utcoffset() is not None else when.replace(tzinfo=ZoneInfo(tz))
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Report:
+    """Counts, delivery rate, credits and latencies of the messages created since ``since``."""
+
+    since: datetime | None
+    total: int
+    by_state: dict[str, int]
+    by_channel: dict[str, dict[str, int]]
+    accepted: int
+    delivery_rate: float | None
+    credits_charged: int
+    latency_s: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["since"] = self.since.isoformat() if self.since else None
+        return out
+
+
+def report(ctx: Context, since: datetime | None = None) -> Report:
+    """The operator's report over messages created at or after ``since`` (all messages when None)."""
+    with transaction(ctx.engine) as conn:
+        counts = store.counts_by_state(conn, since)
+        q = select(func.coalesce(func.sum(M.credits_charged), 0))
+        charged = int(conn.execute(q if since is None else q.where(M.created_at >= since)).scalar_one())
+        lat = {
+            "enqueue_to_sent": _percentiles(conn, M.sent_at, None, since),
+            "enqueue_to_delivered": _percentiles(conn, M.final_at, State.DELIVERED, since),
+        }
+    by_state: dict[str, int] = {}
+    by_channel: dict[str, dict[str, int]] = {}
+    for (state, channel), n in sorted(counts.items()):
+        by_state[state] = by_state.get(state, 0) + n
+        by_channel.setdefault(channel, {})[state] = n
+    reported = sum(by_state.get(s.value, 0) for s in REPORTED)
+    rate = by_state.get(State.DELIVERED.value, 0) / reported if reported else None
+    return Report(since, sum(by_state.values()), by_state, by_channel,
+                  sum(by_state.get(s.value, 0) for s in ACCEPTED), rate, charged, lat)
+
+
+def _seconds(conn: Connection, end: Any) -> ColumnElement[Any]:
+    if is_sqlite(conn.engine):
+        return (func.julianday(end) - func.julianday(M.created_at)) * literal_column("86400.0")
+    return func.extract("epoch", end - M.created_at)
+
+
+def _percentiles(conn: Connection, end: Any, state: State | None, since: datetime | None
+                 ) -> dict[str, float | int | None]:
+    """p50 / p95 of (end - created_at) in seconds, by ORDER BY + OFFSET (works the same on both databases)."""
+    dur = _seconds(conn, end).label("d")
+    where = [end.is_not(None)]
+    if state is not None:
+        where.append(M.state == state.value)
+    if since is not None:
+        where.append(M.created_at >= since)
+    n = int(conn.execute(select(func.count()).where(*where)).scalar_one())
+    out: dict[str, float | int | None] = {"count": n, "p50": None, "p95": None}
+    for name, q in (("p50", 0.50), ("p95", 0.95)):
+        if n:
+            offset = min(n - 1, max(0, int(round(q * n + 0.5)) - 1))  # nearest-rank
+            value = conn.execute(select(dur).where(*where).order_by(dur).offset(offset).limit(1)).scalar()
+            out[name] = round(float(value), 3) if value is not None else None
+    return out
+
+
+# --------------------------------------------------------------------------- history
+
+
+def timeline(status: Any) -> list[tuple[datetime, str, str]]:
+    """A message's history, oldest first: its timestamps and recorded events as (at, state, detail)."""
+    points: list[tuple[datetime, str, str]] = [(status.created_at, "created", f"channel {status.channel}")]
+    for attr, label in (("send_at", "scheduled for"), ("sending_at", "sending"), ("sent_at", "sent"),
+                        ("final_at", status.state)):
+        at = getattr(status, attr)
+        if at is not None:
+            detail = ""
+            if attr == "sent_at" and status.gateway_job_id:
+                detail = f"gateway job {status.gateway_job_id}"
+            if attr == "final_at":
+                detail = " ".join(x for x in (status.status_raw, status.status_remark) if x)
+            points.append((at, label, detail))
+    points += [(e["at"], e["state"], e.get("detail") or "") for e in status.history]
+    return sorted(points, key=lambda p: p[0])
+
+
+# --------------------------------------------------------------------------- unknown messages
+
+
+@dataclass(frozen=True)
+class UnknownMessage:
+    id: str
+    channel: str
+    number_masked: str
+    sender_id: str
+    template_id: str
+    since: datetime | None
+    batch_id: str | None
+    gateway_job_id: str | None
+    last_error: str | None
+
+
+@dataclass
+class ActionResult:
+    """What an operator action did: the ids it moved."""
+
+    action: str
+    moved: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "moved": len(self.moved), "ids": self.moved}
+
+
+def count_unknown(ctx: Context) -> int:
+    with transaction(ctx.engine) as conn:
+        return int(conn.execute(select(func.count()).where(M.state == State.UNKNOWN.value)).scalar_one())
+
+
+def list_unknown(ctx: Context, limit: int = 100) -> list[UnknownMessage]:
+    """The oldest ``unknown`` messages first (numbers masked)."""
+    q = (select(M.id, M.channel, M.number, M.sender_id, M.template_id, M.updated_at, M.batch_id,
+                M.gateway_job_id, M.last_error)
+         .where(M.state == State.UNKNOWN.value).order_by(M.updated_at, M.id).limit(limit))
+    with transaction(ctx.engine) as conn:
+        rows = conn.execute(q).all()
+    return [UnknownMessage(r.id, r.channel, mask(r.number), r.sender_id, r.template_id, r.updated_at,
+                           r.batch_id, r.gateway_job_id, r.last_error) for r in rows]
+
+
+def check_unknown(ctx: Context, ids: Sequence[str]) -> None:
+    """Raise MessageNotFound / InvalidTransition unless every id names an ``unknown`` message."""
+    states: dict[str, str] = {}
+    with transaction(ctx.engine) as conn:
+        for i in range(0, len(ids), PAGE):
+            rows = conn.execute(select(M.id, M.state).where(M.id.in_(list(ids[i:i + PAGE]))))
+            states.update({r.id: r.state for r in rows})
+    missing = [i for i in ids if i not in states]
+    if missing:
+        raise MessageNotFound(f"no message with id {missing[0]!r}" + (f" (and {len(missing) - 1} more)"
+                                                                      if len(missing) > 1 else ""))
+    wrong = [(i, states[i]) for i in ids if states[i] != State.UNKNOWN.value]
+    if wrong:
+        mid, state = wrong[0]
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise InvalidTransition(f"message {mid} is {state}, not unknown{more}: only unknown messages "
+                                "can be resent or failed by an operator")
+
+
+def _batches(ctx: Context, ids: Sequence[str] | None) -> Any:
+    """Pages of ids to act on: the given ones, or every unknown message (``ids`` None)."""
+    if ids is not None:
+        for i in range(0, len(ids), PAGE):
+            yield list(ids[i:i + PAGE])
+        return
+    after = ""
+    while True:
+        with transaction(ctx.engine) as conn:
+            page = list(conn.execute(select(M.id).where(M.state == State.UNKNOWN.value, M.id > after)
+                                     .order_by(M.id).limit(PAGE)).scalars())
+        if not page:
+            return
+        yield page
+        after = page[-1]
+
+
+def resend_unknown(ctx: Context, ids: Sequence[str] | None) -> ActionResult:
+    """unknown -> queued, then pushed into the lanes (all unknown messages when ``ids`` is None)."""
+    if ids is not None:
+        check_unknown(ctx, ids)
+    out = ActionResult("resend")
+    for page in _batches(ctx, ids):
+        now = ctx.clock()
+        with transaction(ctx.engine) as conn:
+            items = store.requeue(conn, page, State.UNKNOWN, now)
+            store.add_events(conn, [i for i, _ in items], State.QUEUED, now, "operator: resend")
+        try:
+            repair.push(ctx, items)
+        except Exception as exc:  # noqa: BLE001 - committed as queued: the sweeper pushes them later
+            log.warning("resend: %d message(s) queued but not pushed (%s); the sweeper will push them",
+                        len(items), exc.__class__.__name__)
+        out.moved += [i for i, _ in items]
+    log.info("operator resend: %d unknown message(s) queued again", len(out.moved))
+    return out
+
+
+def fail_unknown(ctx: Context, ids: Sequence[str] | None, reason: str) -> ActionResult:
+    """unknown -> failed with ``reason`` (all unknown messages when ``ids`` is None)."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("reason", "say why these messages are failed (it is kept in their history)")
+    if ids is not None:
+        check_unknown(ctx, ids)
+    out = ActionResult("fail")
+    detail = f"operator: {reason}"[:500]
+    for page in _batches(ctx, ids):
+        now = ctx.clock()
+        with transaction(ctx.engine) as conn:
+            res = conn.execute(update(MESSAGE).where(M.id.in_(page), M.state == State.UNKNOWN.value)
+                               .values(state=State.FAILED.value, final_at=now, updated_at=now,
+                                       last_error=detail).returning(M.id))
+            moved = [r[0] for r in res]
+            store.add_events(conn, moved, State.FAILED, now, detail)
+        out.moved += moved
+    log.info("operator fail: %d unknown message(s) failed (%s)", len(out.moved), reason)
+    return out
