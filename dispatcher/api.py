@@ -97,11 +97,13 @@ class Dispatcher:
             ch = Channel.parse(channel)
         except ValueError as exc:
             raise ValidationError("channel", str(exc)) from exc
-        for name, value in (("sender_id", sender_id), ("template_id", template_id)):
+        for name, value, longest in (("sender_id", sender_id, 32), ("template_id", template_id, 64)):
             if not isinstance(value, str) or not value.strip():
                 raise ValidationError(name, "is required (a non-empty string from the gateway's catalogue)")
-            if "|" in value or len(value) > 64:
-                raise ValidationError(name, "must be at most 64 characters and contain no '|'")
+            if "|" in value or len(value) > longest:  # longest: the column's length
+                raise ValidationError(name, f"must be at most {longest} characters and contain no '|'")
+            if not value.isprintable():  # NUL or a lone surrogate cannot even be stored in PostgreSQL
+                raise ValidationError(name, "must not contain control or unprintable characters")
         if send_at is not None and (not isinstance(send_at, datetime) or send_at.utcoffset() is None):
             raise ValidationError("send_at", "must be a timezone-aware datetime")
         return ch
@@ -122,6 +124,8 @@ class Dispatcher:
         if idempotency_key is not None:
             if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200:
                 raise ValidationError("idempotency_key", "must be a string of 1-200 characters")
+            if "\x00" in idempotency_key or any("\ud800" <= c <= "\udfff" for c in idempotency_key):
+                raise ValidationError("idempotency_key", "must not contain NUL or lone surrogates")
             existing = self._existing(idempotency_key, prepared, ch)
             if existing:
                 return existing
@@ -238,6 +242,8 @@ class Dispatcher:
 
     def get_status(self, message_id: str) -> MessageStatus:
         """The message's state, timestamps, gateway ids, credits and last error."""
+        if not isinstance(message_id, str) or len(message_id) > 32 or not message_id.isprintable():
+            raise MessageNotFound(f"no message with id {message_id!r}")  # not an id we could have made
         with reading(self.ctx.engine) as conn:
             row = store.get_message(conn, message_id)
             history = store.events_of(conn, message_id) if row else []

@@ -82,7 +82,11 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     if ctx.redis.exists(ctx.auth_hold_key()):
         return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
     credits = sum(m.credits for m in messages)
-    if not _reserve(ctx, channel.package, credits):
+    try:
+        reserved = _reserve(ctx, channel.package, credits)
+    except AuthenticationFailed:  # the balance refresh was refused: nothing reserved, nothing sent
+        return _auth_failed(ctx, batch_id, "pending")
+    if not reserved:
         return _hold(ctx, batch_id, HoldReason.CREDITS,
                      f"not enough {channel.package} credits for {credits}")
     try:
@@ -161,9 +165,7 @@ def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[
         return _hold(ctx, batch_id, HoldReason.CREDITS, "gateway: SMS Credits Not Available", frm="sending")
     except AuthenticationFailed:
         ctx.ledger.release(channel.package, credits)
-        ctx.redis.set(ctx.auth_hold_key(), "1")
-        log.critical("gateway authentication failed: lanes are held until the API key works again")
-        return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "gateway: API key not accepted", frm="sending")
+        return _auth_failed(ctx, batch_id, "sending")
     except RetryableGatewayError as exc:
         ctx.ledger.release(channel.package, credits)
         return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, f"gateway unavailable: {exc}", frm="sending")
@@ -240,6 +242,12 @@ def _after_call(ctx: Context, write: Callable[[Connection], T], budget_s: float 
 
 def _digits(number: str) -> str:
     return "".join(ch for ch in str(number) if ch.isdigit())
+
+
+def _auth_failed(ctx: Context, batch_id: str, frm: str) -> SendOutcome:
+    ctx.redis.set(ctx.auth_hold_key(), "1")
+    log.critical("gateway authentication failed: lanes are held until the API key works again")
+    return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "gateway: API key not accepted", frm=frm)
 
 
 def _hold(ctx: Context, batch_id: str, reason: HoldReason, detail: str, frm: str = "pending") -> SendOutcome:

@@ -6,6 +6,7 @@ Redis, a message that is not unknown...) is one line on stderr and a non-zero ex
 
 from __future__ import annotations
 
+import csv
 import logging
 import sys
 from collections.abc import Sequence
@@ -64,6 +65,10 @@ def explain(exc: BaseException) -> tuple[str, int]:
         return "aborted", 1
     if isinstance(exc, DispatcherError):
         return _one_line(exc), 1
+    if isinstance(exc, UnicodeDecodeError):  # an input file that is not UTF-8 text
+        return f"the file is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as CSV UTF-8", 1
+    if isinstance(exc, csv.Error):
+        return f"the file is not readable CSV: {_one_line(exc)}", 1
     if isinstance(exc, pydantic.ValidationError):
         return _settings_error(exc), 1
     if isinstance(exc, redis.RedisError):

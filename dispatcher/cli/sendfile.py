@@ -55,7 +55,7 @@ class CsvSource:
     def count(self) -> int:
         """Data rows in the file (for the progress bar)."""
         with self.path.open(newline="", encoding="utf-8-sig") as fh:
-            return max(0, sum(1 for _ in csv.reader(fh)) - 1)
+            return max(0, sum(1 for row in csv.reader(fh) if row) - 1)  # blank lines are no rows (DictReader)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         number_col, text_col, value_cols = self.columns()

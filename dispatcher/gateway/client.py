@@ -111,7 +111,7 @@ def _raise_for_status(command: str, status_code: int, text: str, headers: Mappin
         raise GatewayUnavailable(f"{command}: HTTP {status_code} from the gateway", **ctx)
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than the parser goes
         if 400 <= status_code < 500:
             raise GatewayRejected(f"{command}: HTTP {status_code} with a non-JSON body", **ctx) from exc
         raise UnexpectedResponse(f"{command}: HTTP {status_code} body is not JSON", **ctx) from exc

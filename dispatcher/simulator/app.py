@@ -41,7 +41,11 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 def encode(body: Any) -> bytes:
     """Compact UTF-8 JSON (non-ASCII kept as is, as PHP's JSON_UNESCAPED_UNICODE would)."""
-    return _ENCODER.encode(body).encode()
+    text = _ENCODER.encode(body)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate echoed from the request: \u-escape it instead
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 #: Escapes that JSON in a form field is full of, decoded with C-speed bytes.replace before the general
@@ -149,7 +153,7 @@ class SimulatorApp:
         body = await _read_body(receive) if scope["method"] == "POST" else b""
         try:
             params = await read_params(scope, body, ctype)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
             return self._answer(command, r.error(r.INVALID_BODY, data=None))
         if key is None:
             key = next((str(params[n]).strip() for n in _KEY_PARAMS if n in params), "")
