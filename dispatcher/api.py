@@ -30,6 +30,7 @@ from .states import State
 log = logging.getLogger(__name__)
 
 BULK_CHUNK = 5000
+PUSH_CHUNK = 20_000
 
 
 class BulkResult(list[str]):
@@ -183,9 +184,12 @@ class Dispatcher:
         now = self.ctx.clock()
         when = self._when(ch, send_at, now)
         ids = BulkResult()
+        unicode = bytearray()  # per accepted row, for the group keys pushed after commit
         total = 0
         chunk: list[dict[str, Any]] = []
-        try:
+        # One transaction: every row is written or none is (a crash or an invalid row rolls it all
+        # back). Rows stream to the database chunk by chunk, so memory stays bounded.
+        with transaction(self.ctx.engine) as conn:
             for index, raw in enumerate(rows):
                 total += 1
                 try:
@@ -195,48 +199,27 @@ class Dispatcher:
                     ids.rejects.append(RowError(index, exc.field, exc.reason))
                     continue
                 row = _row(new_id(), prepared, ch, sender_id, template_id, now, when, None)
-                row["state"], row["bulk_id"] = State.STAGED.value, bulk_id
+                row["bulk_id"] = bulk_id
                 chunk.append(row)
                 if len(chunk) >= chunk_size:
-                    self._stage(chunk, ids)
+                    self._write(conn, chunk, ids, unicode)
                     chunk = []
-            self._stage(chunk, ids)
+            self._write(conn, chunk, ids, unicode)
             if ids.rejects and not skip_invalid:
                 raise BulkValidationError(ids.rejects, total)
-        except BaseException:
-            with transaction(self.ctx.engine) as conn:
-                store.delete_staged(conn, bulk_id)
-            raise
-        self._publish_bulk(bulk_id, when, now)
+        if when is None:
+            keys = [store.group_key(ch.value, sender_id, template_id, False),
+                    store.group_key(ch.value, sender_id, template_id, True)]
+            for start in range(0, len(ids), PUSH_CHUNK):
+                self._push([(mid, keys[unicode[i]])
+                            for i, mid in enumerate(ids[start:start + PUSH_CHUNK], start)])
         return ids
 
-    def _stage(self, chunk: list[dict[str, Any]], ids: BulkResult) -> None:
-        if not chunk:
-            return
-        with transaction(self.ctx.engine) as conn:
-            store.insert_messages(conn, chunk)
+    @staticmethod
+    def _write(conn: Any, chunk: list[dict[str, Any]], ids: BulkResult, unicode: bytearray) -> None:
+        store.insert_messages(conn, chunk)
         ids.extend(r["id"] for r in chunk)
-
-    def _publish_bulk(self, bulk_id: str, when: datetime | None, now: datetime) -> None:
-        from sqlalchemy import update
-
-        from .models import MESSAGE
-
-        with transaction(self.ctx.engine) as conn:
-            if when is not None:
-                conn.execute(update(MESSAGE).where(MESSAGE.c.bulk_id == bulk_id,
-                                                   MESSAGE.c.state == State.STAGED.value)
-                             .values(state=State.SCHEDULED.value, updated_at=now))
-                return
-            store.publish_staged(conn, bulk_id, now)
-        after = ""
-        while True:
-            with reading(self.ctx.engine) as conn:
-                items = store.staged_groups(conn, bulk_id, after, 20_000)
-            if not items:
-                break
-            self._push(items)
-            after = items[-1][0]
+        unicode.extend(1 if r["is_unicode"] else 0 for r in chunk)
 
     # ------------------------------------------------------------------ get_status
 

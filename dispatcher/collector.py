@@ -76,8 +76,11 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
         _flush(ctx, lane, buf.take(time.monotonic(), force=True), result)
     finally:
         lease.release()
-    if lanes.depth(lane) > 0 and lanes.request_kick(lane):
-        ctx.publisher.collect(lane)  # work arrived after our last read: make sure someone runs
+    if lanes.unread(lane) > 0:
+        # Work arrived after our last read. A producer's wake-up may have found us still holding the
+        # lease and returned, its kick flag still set: publish unconditionally so nothing waits for
+        # the flag to expire.
+        ctx.publisher.collect(lane)
     return result
 
 

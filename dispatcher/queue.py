@@ -138,6 +138,19 @@ class Lanes:
 
     # ------------------------------------------------------------------ observation and repair
 
+    def unread(self, lane: str) -> int:
+        """Entries not yet delivered to any collector (the group's lag; Redis 7+, else the length)."""
+        try:
+            for info in self.redis.xinfo_groups(self.stream(lane)):
+                name = info.get("name")
+                if name in (GROUP, GROUP.encode()):
+                    lag = info.get("lag")
+                    if lag is not None:
+                        return int(lag)
+        except ResponseError:
+            return 0  # no stream yet
+        return self.depth(lane)
+
     def depth(self, lane: str) -> int:
         """Entries waiting or in flight in the lane (not messages: an entry may carry many ids)."""
         return int(self.redis.xlen(self.stream(lane)))

@@ -35,7 +35,6 @@ class SweepResult:
     republished: int = 0
     repushed: int = 0
     unknown: int = 0
-    staged_deleted: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -79,7 +78,6 @@ def sweep(ctx: Context) -> SweepResult:
                                     last_error="worker stopped between 'sending' and the gateway's answer")
         store.add_events(conn, moved, State.UNKNOWN, now, "stale sending: may or may not have been sent")
         out.unknown = len(moved)
-        out.staged_deleted = store.delete_abandoned_staged(conn, now - timedelta(hours=1))
     if out.unknown:
         log.error("sweeper: %d stale 'sending' message(s) marked unknown", out.unknown)
     _resync_inflight(ctx)

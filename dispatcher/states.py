@@ -6,7 +6,6 @@
       │  │        └─────► held (credits / authentication / gateway down) ──► queued
       │  └──► held ──► queued
     scheduled ──► queued           (send_at reached, or the promotional window opened)
-    staged ──► queued              (a bulk request whose rows were all valid; internal)
 
 ``unknown`` can be resolved by an operator: ``resend`` (-> queued) or ``fail`` (-> failed).
 """
@@ -17,7 +16,6 @@ from enum import StrEnum
 
 
 class State(StrEnum):
-    STAGED = "staged"
     SCHEDULED = "scheduled"
     QUEUED = "queued"
     HELD = "held"
@@ -40,9 +38,9 @@ FINAL: frozenset[State] = frozenset({State.DELIVERED, State.UNDELIVERED, State.E
 
 #: Allowed transitions: target -> states it may be reached from.
 ALLOWED_FROM: dict[State, frozenset[State]] = {
-    State.QUEUED: frozenset({State.STAGED, State.SCHEDULED, State.HELD, State.UNKNOWN}),
+    State.QUEUED: frozenset({State.SCHEDULED, State.HELD, State.UNKNOWN}),
     State.HELD: frozenset({State.QUEUED, State.SENDING}),
-    State.SCHEDULED: frozenset({State.QUEUED, State.STAGED}),
+    State.SCHEDULED: frozenset({State.QUEUED}),
     State.SENDING: frozenset({State.QUEUED}),
     State.SENT: frozenset({State.SENDING}),
     State.UNKNOWN: frozenset({State.SENDING}),

@@ -15,7 +15,7 @@ JSON_HELP = "Print the result as JSON (for scripts)."
 #: Report rows in the order a message moves through them.
 STATE_ORDER = [s.value for s in (State.SCHEDULED, State.QUEUED, State.HELD, State.SENDING, State.SENT,
                                  State.DELIVERED, State.UNDELIVERED, State.EXPIRED, State.FAILED,
-                                 State.UNKNOWN, State.STAGED)]
+                                 State.UNKNOWN)]
 
 
 def report(ctx: typer.Context,

@@ -16,7 +16,7 @@ from ..models import JOB
 
 COLUMNS = ("queued", "sending", "sent", "delivered", "undelivered", "expired", "held", "unknown", "failed")
 #: States a message leaves without anyone's help (scheduled waits for its time: not counted).
-MOVING = ("staged", "queued", "sending", "held")
+MOVING = ("queued", "sending", "held")
 
 
 @dataclass

@@ -196,3 +196,14 @@ def test_get_status_of_unknown_id_raises(env):
     """An unknown id raises MessageNotFound."""
     with pytest.raises(MessageNotFound):
         env.d.get_status("0" * 32)
+
+
+def test_bulk_texts_with_newlines_and_backslashes_are_stored_exactly(env):
+    """Large bulk inserts (COPY on PostgreSQL) keep newlines, backslashes and unicode exactly."""
+    texts = [f"Line {i} col\\umn\nnext\r\nend \\N {'₹' if i % 2 else ''}" for i in range(400)]
+    ids = env.d.send_bulk(((f"9199546{i:05d}", t) for i, t in enumerate(texts)), **TX)
+    with transaction(env.ctx.engine) as conn:
+        stored = dict(conn.execute(select(MESSAGE.c.id, MESSAGE.c.text)).all())
+        flags = dict(conn.execute(select(MESSAGE.c.id, MESSAGE.c.is_unicode)).all())
+    assert [stored[i] for i in ids] == texts
+    assert [flags[i] for i in ids] == [bool(i % 2) for i in range(400)]

@@ -1,0 +1,127 @@
+"""Scenario 5, OTP under load: OTPs sent one at a time (``send_sms`` every 100 ms) while N promotional
+messages are enqueued (``send_bulk`` from another process, as an application's bulk import would be) and
+drain; the OTP lane has its own worker (``-Q otp``), the bulk lanes theirs. Reports p50/p99 enqueue ->
+accepted (``sent_at - created_at``) of the OTPs enqueued before the last promotional message was sent,
+side by side with OTPs sent on the idle system just before (after a few warm-up OTPs).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+from dispatcher.settings import Settings
+from workers.queues import QUEUE_MAINTENANCE, QUEUE_OTP, QUEUE_PROMOTIONAL, QUEUE_SYNC, QUEUE_TRANSACTIONAL
+
+from . import end_to_end, report
+from .harness import Run, Stack, percentiles, rate, simulator, stack
+from .report import Result
+from .workload import OTP, PROMO, number, otp_text, promo_text
+
+SCENARIO = "otp_load"
+TITLE = "OTP enqueue -> accepted while a promotional backlog drains"
+WARM_UP = 3
+BULK_QUEUES = (QUEUE_TRANSACTIONAL, QUEUE_PROMOTIONAL, QUEUE_SYNC, QUEUE_MAINTENANCE)
+
+
+def _bulk_producer(settings: Settings, n: int, started: Any, seconds: Any) -> None:
+    """In a separate process (an application's bulk import is not the process that sends OTPs)."""
+    from dispatcher.api import Dispatcher
+    from dispatcher.context import Context
+
+    dispatcher = Dispatcher(Context(settings))
+    started.set()
+    t0 = time.perf_counter()
+    dispatcher.send_bulk(((number(i), promo_text(i)) for i in range(n)), **PROMO)
+    seconds.value = time.perf_counter() - t0
+
+
+def send_otp(s: Stack, i: int) -> None:
+    s.dispatcher.send_sms(number(5_000_000 + i), otp_text(i), **OTP)
+
+
+def measure(run: Run) -> dict[str, Any]:
+    opts = run.opts
+    n = opts.size
+    interval, idle_n = 0.1, 10 if opts.smoke else 50
+    mp = multiprocessing.get_context("spawn")
+    with simulator(opts) as sim, stack(run, opts.main_db, sim) as s:
+        s.start("bulk", queues=BULK_QUEUES, concurrency=opts.concurrency, beat=True)
+        s.start("otp", queues=(QUEUE_OTP,), concurrency=opts.otp_concurrency)
+        s.wait_ready()
+        for i in range(WARM_UP):  # the first OTPs of fresh workers pay for connections: not measured
+            send_otp(s, i)
+        s.wait_recorded(WARM_UP, "otp")
+        t_idle = time.time()
+        sent = WARM_UP
+        for _ in range(idle_n):
+            send_otp(s, sent)
+            sent += 1
+            time.sleep(interval)
+        s.wait_recorded(sent, "otp")
+        started, enqueue_s = mp.Event(), mp.Value("d", 0.0)
+        producer = mp.Process(target=_bulk_producer, args=(s.settings, n, started, enqueue_s), daemon=True)
+        producer.start()
+        try:
+            if not started.wait(60):
+                raise RuntimeError("the bulk producer process did not start")
+            t_load = time.time()
+            deadline = time.monotonic() + end_to_end.timeout_for(n)
+            drained, next_check = False, 0.0
+            while not drained:
+                send_otp(s, sent)
+                sent += 1
+                time.sleep(interval)
+                if time.monotonic() >= next_check:
+                    drained, next_check = s.recorded("promotional") >= n, time.monotonic() + 0.25
+                if time.monotonic() > deadline or any(w.proc.poll() is not None for w in s.workers):
+                    raise RuntimeError(f"promotional backlog did not drain; states={s.state_counts()}")
+            producer.join(30)
+            if producer.exitcode != 0:
+                raise RuntimeError(f"the bulk producer failed (exit code {producer.exitcode})")
+        finally:
+            if producer.is_alive():
+                producer.kill()
+                producer.join()
+        s.wait_recorded(sent, "otp")
+        otp_times = s.times("otp")
+        promo_times = s.times("promotional")
+    promo_last = max(sa for _, sa in promo_times)
+    idle_lat = [sa - c for c, sa in otp_times if t_idle <= c < t_load]
+    load = sorted((c - t_load, sa - c) for c, sa in otp_times if t_load <= c <= promo_last)
+    if not load:
+        raise RuntimeError("no OTP was enqueued while the backlog drained: nothing was measured")
+    return {"promo_messages": n, "promo_enqueue_s": enqueue_s.value, "promo_drain_s": promo_last - t_load,
+            "promo_rate": rate(n, promo_last - t_load), "otp_interval_s": interval,
+            "otp_idle": percentiles(idle_lat), "otp_under_load": percentiles([x for _, x in load]),
+            "otp_after_drain": sum(1 for c, _ in otp_times if c > promo_last), "series_load": load,
+            "idle_ms": [x * 1000 for x in idle_lat]}
+
+
+def run(run: Run) -> Result:
+    opts = run.opts
+    m = measure(run)
+    idle, load = m["otp_idle"], m["otp_under_load"]
+    rows = [["OTPs, idle system", idle["n"], idle["p50_ms"], idle["p99_ms"], idle["max_ms"]],
+            ["OTPs while the backlog drains", load["n"], load["p50_ms"], load["p99_ms"], load["max_ms"]],
+            [f"promotional: {m['promo_messages']:,} enqueued in {m['promo_enqueue_s']:.1f} s, "
+             f"all sent at {m['promo_rate']:,.0f}/s",
+             m["promo_messages"], "-", "-", f"{m['promo_drain_s']:.1f} s"]]
+    res = Result(SCENARIO, TITLE,
+                 {"promotional": opts.size, "latency_ms": opts.latency_ms, "db": opts.main_db,
+                  "bulk_worker": f"{opts.concurrency} processes, -Q {','.join(BULK_QUEUES)}, beat",
+                  "otp_worker": f"{opts.otp_concurrency} processes, -Q otp",
+                  "otp_every_s": m["otp_interval_s"]},
+                 {k: v for k, v in m.items() if k not in ("series_load", "idle_ms")},
+                 ["what", "messages", "p50 ms", "p99 ms", "max"], rows)
+    res.ratios["OTP p99 under load / idle"] = load["p99_ms"] / max(idle["p99_ms"], 1e-9)
+    res.target("OTP p99 ms under load", load["p99_ms"], 250, at_most=True)
+    load_ms = [x * 1000 for _, x in m["series_load"]]
+    res.plots.append(report.lines(
+        opts.out / "otp_latency_over_time.png", "OTP enqueue -> accepted while promotional messages drain",
+        "seconds since the promotional enqueue started", "milliseconds",
+        {"OTP": ([t for t, _ in m["series_load"]], load_ms)}, marker="."))
+    res.plots.append(report.cdf(opts.out / "otp_latency_cdf.png", "OTP enqueue -> accepted",
+                                {"idle": m["idle_ms"], "under load": load_ms}))
+    return res

@@ -1,0 +1,83 @@
+"""The messages the benchmarks send: texts that match the simulator's default DLT templates, unique per
+index (so a ledger entry names its message), and the mixed workload of the end-to-end scenarios."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.api import Dispatcher
+
+Params = dict[str, Any]
+
+TXN: Params = {"channel": "transactional", "sender_id": "SMSPNT", "template_id": "1207161000000000002"}
+TXN_HI: Params = {"channel": "transactional", "sender_id": "SMSPNT", "template_id": "1207161000000000003"}
+OTP: Params = {"channel": "otp", "sender_id": "OTPSMS", "template_id": "1207161000000000004"}
+PROMO: Params = {"channel": "promotional", "sender_id": "123456", "template_id": "1207161000000000005"}
+
+
+def number(i: int) -> str:
+    return f"91995{i % 10_000_000:07d}"
+
+
+def txn_text(i: int) -> str:
+    return f"Payment of Rs {i} received for account AC{i}. Thank you. - SMSPNT"
+
+
+def hi_text(i: int) -> str:
+    return f"प्रिय ग्राहक{i}, आपका ऑर्डर {i} भेज दिया गया है। - SMSPNT"
+
+
+def otp_text(i: int) -> str:
+    return (f"{i % 1_000_000:06d} is your OTP to log in. It is valid for 10 minutes. "
+            "Do not share it with anyone. - OTPSMS")
+
+
+def promo_text(i: int) -> str:
+    return f"Festive sale! Get {i % 90 + 10}% off on item {i}. Shop now at ex.in/{i} T&C apply."
+
+
+@dataclass(frozen=True)
+class Group:
+    """One batching group of the mix: its send parameters, texts and share of the messages."""
+
+    name: str
+    params: dict[str, Any]
+    share: float
+
+    def text(self, i: int) -> str:
+        return {"txn": txn_text, "txn_hi": hi_text, "promo": promo_text, "otp": otp_text}[self.name](i)
+
+    @property
+    def is_unicode(self) -> bool:
+        return self.name == "txn_hi"
+
+
+#: The end-to-end mix: English and Hindi transactional (one lane, two groups) and promotional (another).
+MIX = (Group("txn", TXN, 0.5), Group("txn_hi", TXN_HI, 0.2), Group("promo", PROMO, 0.3))
+MIX_TEXT = "50% transactional GSM, 20% transactional Hindi (UCS-2), 30% promotional"
+
+
+def split_mix(n: int, offset: int = 0) -> list[tuple[Group, range]]:
+    """The message indexes of each group for ``n`` messages (indexes unique across groups)."""
+    out, start = [], offset
+    for k, g in enumerate(MIX):
+        count = n - (start - offset) if k == len(MIX) - 1 else int(n * g.share)
+        out.append((g, range(start, start + count)))
+        start += count
+    return out
+
+
+def rows(group: Group, indexes: range) -> Iterator[tuple[str, str]]:
+    return ((number(i), group.text(i)) for i in indexes)
+
+
+def enqueue_mix(dispatcher: Dispatcher, n: int, *, offset: int = 0, slice_size: int = 100_000) -> int:
+    """Enqueue ``n`` mixed messages with send_bulk (one call per group and slice); returns the count."""
+    total = 0
+    for group, idx in split_mix(n, offset):
+        for start in range(idx.start, idx.stop, slice_size):
+            part = range(start, min(start + slice_size, idx.stop))
+            total += len(dispatcher.send_bulk(rows(group, part), **group.params))
+    return total
