@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from .channels import Channel
-from .errors import CatalogError, TemplateMismatch
+from .errors import CatalogError, QueueUnavailable, TemplateMismatch
 from .templates import match_template
 
 
@@ -122,7 +123,13 @@ class CatalogCache:
         now = time.monotonic()
         if now - self._local_at < self.LOCAL_TTL_S:
             return self._local
-        raw = self.redis.get(self.key)
+        try:
+            raw = self.redis.get(self.key)
+        except RedisError as exc:
+            if self._local is None:  # nothing to check texts against: refuse (typed), write nothing
+                raise QueueUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
+            self._local_at = now  # Redis is away: keep using the copy we have for another LOCAL_TTL_S
+            return self._local
         self._local = Catalog.from_json(raw) if raw else None  # type: ignore[arg-type]
         self._local_at = now
         return self._local

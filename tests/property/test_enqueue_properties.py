@@ -146,7 +146,7 @@ class Boom(Exception):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(good=st.integers(0, 12), chunk=st.integers(1, 5))
 def test_send_bulk_whose_input_fails_midway_writes_nothing(enqueuer, good, chunk):
-    """A row source that raises after some valid rows (some chunks already written): nothing is left behind."""
+    """A row source that raises after some valid rows (chunks already written): nothing is left."""
     def source():
         for i in range(good):
             yield f"99950{i:05d}", txn_text(i)
