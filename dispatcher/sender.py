@@ -86,6 +86,8 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
         reserved = _reserve(ctx, channel.package, credits)
     except AuthenticationFailed:  # the balance refresh was refused: nothing reserved, nothing sent
         return _auth_failed(ctx, batch_id, "pending")
+    except GatewayError as exc:  # the balance refresh failed: nothing reserved, nothing sent
+        return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, f"balance unavailable: {exc}")
     if not reserved:
         return _hold(ctx, batch_id, HoldReason.CREDITS,
                      f"not enough {channel.package} credits for {credits}")
