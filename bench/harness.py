@@ -163,16 +163,7 @@ def bench_settings(database_url: str, redis_url: str, prefix: str, sim: Simulato
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a worker process needs to build the same Settings."""
-    env = dict(os.environ)
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        if isinstance(value, dict):
-            value = ",".join(f"{k}={v}" for k, v in value.items())
-        env["SMSPOINT_CHANNEL_MAP" if name == "channel_map" else name.upper()] = str(value)
+    env = {**os.environ, **settings.to_env()}
     env["PYTHONPATH"] = str(ROOT)
     return env
 

@@ -3,7 +3,6 @@ die with the harness), their memory from /proc, and waiting for the simulator to
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -16,17 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from dispatcher.demo.procs import die_with_parent, group_members
 from dispatcher.simulator import SimulatorProcess
 from dispatcher.simulator.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _die_with_parent() -> None:  # in the child between fork and exec: exit when the harness dies
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 @dataclass
@@ -90,24 +83,10 @@ def start_worker(env: dict[str, str], logs: Path, name: str, *, queues: Sequence
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=die_with_parent if sys.platform == "linux" else None)
     return Worker(name, proc, log)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, from /proc."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(entry.name))
-    return out
 
 
 def memory_kb(pid: int) -> tuple[int, int, int]:

@@ -125,6 +125,21 @@ class Settings(BaseSettings):
         ms: int = getattr(self, f"flush_interval_{lane}_ms")
         return ms / 1000.0
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables (secrets included), for child processes (workers,
+        beat) that must build the same Settings. Unset optional fields are left out."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if hasattr(value, "get_secret_value"):
+                value = value.get_secret_value()
+            if isinstance(value, dict):
+                value = ",".join(f"{k}={v}" for k, v in value.items())
+            env["SMSPOINT_CHANNEL_MAP" if name == "channel_map" else name.upper()] = str(value)
+        return env
+
     @property
     def celery_broker(self) -> str:
         return self.broker_url or self.redis_url

@@ -369,11 +369,6 @@ def finish_job(conn: Connection, job_id: str, owner: str, **values: Any) -> bool
     return (res.rowcount or 0) == 1
 
 
-def get_job(conn: Connection, job_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(JOB).where(J.job_id == job_id)).first()
-    return dict(row._mapping) if row else None
-
-
 def job_messages(conn: Connection, job_id: str) -> list[dict[str, Any]]:
     """A job's messages as report matching needs them, row-locked on PostgreSQL (SQLite's BEGIN IMMEDIATE
     already holds the write lock): the states read here are the states the guarded UPDATEs see."""

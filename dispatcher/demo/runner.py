@@ -138,16 +138,10 @@ class Demo:
 
     def _env(self, settings: Settings) -> dict[str, str]:
         env = dict(os.environ)
-        for name in Settings.model_fields:
-            value = getattr(settings, name)
-            if value is None:
+        for name in Settings.model_fields:  # unset optional settings must not leak in from outside
+            if getattr(settings, name) is None:
                 env.pop(name.upper(), None)
-                continue
-            if hasattr(value, "get_secret_value"):
-                value = value.get_secret_value()
-            if isinstance(value, dict):
-                value = ",".join(f"{k}={v}" for k, v in value.items())
-            env["SMSPOINT_CHANNEL_MAP" if name == "channel_map" else name.upper()] = str(value)
+        env.update(settings.to_env())
         env.pop("CHANNEL_MAP", None)
         if (ROOT / "workers").is_dir():
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
