@@ -25,7 +25,6 @@ from .states import HoldReason, State
 
 log = logging.getLogger(__name__)
 
-GATEWAY_DOWN_RETRY_S = 30.0
 PAGE = 5000
 
 
@@ -112,7 +111,7 @@ def release_due(ctx: Context) -> ReleaseResult:
 
     with transaction(ctx.engine) as conn:
         down = store.held(conn, HoldReason.GATEWAY_DOWN.value, PAGE,
-                          before=now - timedelta(seconds=GATEWAY_DOWN_RETRY_S))
+                          before=now - timedelta(seconds=ctx.settings.gateway_down_retry_s))
         items = store.requeue(conn, [i for i, _, _ in down], State.HELD, now)
     push(ctx, items)
     out.gateway_down = len(items)

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     # --- repair
     stale_sending_after_s: float = Field(default=300.0, gt=0, description="'sending' older -> unknown")
     requeue_after_s: float = Field(default=120.0, gt=0, description="queued but unseen -> pushed again")
+    gateway_down_retry_s: float = Field(default=30.0, gt=0, description="held (gateway_down) -> retried")
     republish_after_s: float = Field(default=60.0, gt=0, description="pending batch task lost -> republish")
     tick_interval_s: float = Field(default=1.0, gt=0, description="Beat: wake collectors of non-empty lanes")
     release_interval_s: float = Field(default=5.0, gt=0, description="Beat: release scheduled/held messages")

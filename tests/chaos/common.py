@@ -24,6 +24,7 @@ SETTLED = (*SENT, "unknown", "failed")
 #: after 6 s.
 FAST_REPAIR: dict[str, Any] = {
     "sweep_interval_s": 1.0, "release_interval_s": 1.0, "tick_interval_s": 0.5, "republish_after_s": 2.0,
+    "gateway_down_retry_s": 2.0,
     "requeue_after_s": 3.0, "stale_sending_after_s": 6.0, "balance_refresh_s": 1.0,
 }
 HOOK_LOG_ENV = "SMSPOINT_CHAOS_HOOK_LOG"

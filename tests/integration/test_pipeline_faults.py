@@ -14,7 +14,8 @@ from .pipeline_helpers import TXN, audit, number, txn_text
 SENT = ("sent", "delivered", "undelivered", "expired")
 SETTLED = (*SENT, "unknown", "failed")
 FAST_REPAIR = {"sweep_interval_s": 1.0, "release_interval_s": 1.0, "tick_interval_s": 0.5,
-               "republish_after_s": 2.0, "requeue_after_s": 3.0, "stale_sending_after_s": 6.0}
+               "republish_after_s": 2.0, "gateway_down_retry_s": 2.0, "requeue_after_s": 3.0,
+               "stale_sending_after_s": 6.0}
 
 
 def enqueue(stack, n: int, start: int = 0) -> list[str]:
