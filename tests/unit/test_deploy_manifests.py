@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import AliasChoices
 
 from dispatcher.queue import GROUP, Lanes
 from dispatcher.settings import Settings
+from tests.unit.test_compose import settings_env_names
 from workers.queues import ALL_QUEUES, LANE_QUEUES, ROLE_QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,19 +72,6 @@ def all_containers(docs: list[tuple[str, Doc]]) -> list[tuple[str, Doc]]:
 def option(command: list[str], flag: str) -> str:
     assert flag in command, f"{flag} missing from {command}"
     return command[command.index(flag) + 1]
-
-
-def settings_env_names() -> set[str]:
-    """Every environment variable name Settings reads (field names and validation aliases, upper-cased)."""
-    names: set[str] = set()
-    for name, field in Settings.model_fields.items():
-        names.add(name.upper())
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(str(choice).upper() for choice in alias.choices)
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-    return names
 
 
 def setting(docs: list[tuple[str, Doc]], env_name: str) -> str:
