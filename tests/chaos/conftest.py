@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .redis_server import RedisServer, redis_server_available
+from .redis_server import RedisServer, require_redis_server
 
 #: ``make chaos`` sets this: longer soaks (more messages, more faults).
 SOAK = os.environ.get("SMSPOINT_CHAOS_SOAK", "") not in ("", "0")
@@ -18,11 +18,7 @@ SOAK = os.environ.get("SMSPOINT_CHAOS_SOAK", "") not in ("", "0")
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test only (stopped afterwards)."""
-    why = redis_server_available()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+    require_redis_server()
     server = RedisServer(tmp_path / "redis")
     server.start()
     yield server

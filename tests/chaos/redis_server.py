@@ -7,6 +7,7 @@ requires a password, or serves TLS only (with a throw-away CA made by the ``open
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 import redis
 
 
@@ -151,6 +153,15 @@ class RedisServer:
 def redis_server_available() -> str | None:
     """None when a redis-server binary is installed, else why not."""
     return None if shutil.which("redis-server") else "redis-server is not installed (see .ci/system-deps.sh)"
+
+
+def require_redis_server() -> None:
+    """Skip the test (fail it in CI, where the set-up installs it) when redis-server is missing."""
+    why = redis_server_available()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
 
 
 def tls_supported() -> str | None:

@@ -17,7 +17,7 @@ import requests
 from dispatcher.simulator import SimulatorProcess
 from dispatcher.simulator.server import ANNOUNCE
 
-from ..chaos.redis_server import RedisServer, redis_server_available
+from ..chaos.redis_server import RedisServer, require_redis_server
 from ..fixtures.simulator import TEST_SEED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,11 +29,7 @@ REDIS_PASSWORD = f"rp-LEAKCANARY-{uuid.uuid4().hex[:16]}"
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test only that requires REDIS_PASSWORD."""
-    why = redis_server_available()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+    require_redis_server()
     server = RedisServer(tmp_path / "redis", password=REDIS_PASSWORD)
     server.start()
     yield server
