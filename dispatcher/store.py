@@ -152,11 +152,24 @@ def parse_group(key: str) -> tuple[str, str, str, bool]:
 # --------------------------------------------------------------------------- batching
 
 
+def ids_match(conn: Connection, ids: Sequence[str]) -> Any:
+    """``message.id`` is one of ``ids``: one array parameter on PostgreSQL (an IN list of 2,000 bound
+    values costs more to compile than the statement costs to run), an IN list on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return M.id == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
+    return M.id.in_(list(ids))
+
+
 def claim_for_batch(conn: Connection, ids: Sequence[str], batch_id: str, now: datetime) -> list[str]:
-    """Attach still-unclaimed queued messages to ``batch_id``; returns the ids actually claimed."""
+    """Attach still-unclaimed queued messages to ``batch_id``; returns the ids actually claimed.
+
+    The guard is written so that only the primary key can serve this statement: spelled
+    ``batch_id IS NULL``, it matches the partial index of unclaimed queued messages, which a planner
+    without fresh statistics picks, then tests every queued row against the 2,000 ids (a cost that
+    grows with the backlog; seconds per claim at 100,000 queued)."""
     res = conn.execute(
         update(MESSAGE)
-        .where(M.id.in_(list(ids)), M.state == State.QUEUED.value, M.batch_id.is_(None))
+        .where(ids_match(conn, ids), M.state == State.QUEUED.value, func.coalesce(M.batch_id, "") == "")
         .values(batch_id=batch_id, updated_at=now)
         .returning(M.id))
     return [r[0] for r in res]
@@ -201,7 +214,7 @@ def move_messages(conn: Connection, ids: Sequence[str], to: State, now: datetime
     if not ids:
         return []
     stamp: dict[str, Any] = {"final_at": now} if to in FINAL else {}
-    res = conn.execute(update(MESSAGE).where(M.id.in_(list(ids)), M.state.in_(sources(to)))
+    res = conn.execute(update(MESSAGE).where(ids_match(conn, ids), M.state.in_(sources(to)))
                        .values(state=to.value, updated_at=now, **stamp, **values).returning(M.id))
     return [r[0] for r in res]
 
@@ -278,7 +291,7 @@ def unpushed_queued(conn: Connection, older_than: datetime | None, limit: int) -
 
 def mark_pushed(conn: Connection, ids: Sequence[str], now: datetime) -> None:
     if ids:
-        conn.execute(update(MESSAGE).where(M.id.in_(list(ids))).values(pushed_at=now))
+        conn.execute(update(MESSAGE).where(ids_match(conn, ids)).values(pushed_at=now))
 
 
 def stale_sending(conn: Connection, older_than: datetime, limit: int) -> list[str]:
@@ -309,7 +322,7 @@ def requeue(conn: Connection, ids: Sequence[str], frm: State, now: datetime) -> 
     if not ids:
         return []
     res = conn.execute(
-        update(MESSAGE).where(M.id.in_(list(ids)), M.state == frm.value)
+        update(MESSAGE).where(ids_match(conn, ids), M.state == frm.value)
         .values(state=State.QUEUED.value, batch_id=None, hold_reason=None, pushed_at=now, updated_at=now)
         .returning(M.id, M.channel, M.sender_id, M.template_id, M.is_unicode))
     return [(r.id, group_key(r.channel, r.sender_id, r.template_id, r.is_unicode)) for r in res]
@@ -416,7 +429,7 @@ def _write_reports(conn: Connection, rows: Sequence[dict[str, Any]], guard: Any,
         for k in range(0, len(ids), len(ids) if pg else IN_CHUNK):
             chunk = ids[k:k + IN_CHUNK] if not pg else ids
             # PostgreSQL: one array parameter (= ANY), not thousands of placeholders to render and parse
-            match = M.id == any_(bindparam("ids", chunk, type_=ARRAY(String))) if pg else M.id.in_(chunk)
+            match = ids_match(conn, chunk)
             res = conn.execute(update(MESSAGE).where(match, guard)
                                .values(status_raw=raw, status_remark=remark, **values))
             written += res.rowcount or 0
@@ -468,7 +481,7 @@ def hook_messages(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, A
     """The message rows hook payloads are made from."""
     if not ids:
         return {}
-    rows = conn.execute(select(MESSAGE).where(M.id.in_(list(ids))))
+    rows = conn.execute(select(MESSAGE).where(ids_match(conn, ids)))
     return {r.id: dict(r._mapping) for r in rows}
 
 
