@@ -115,7 +115,7 @@ KEY_FUNCTIONS = (
     ("dispatcher/store.py", "batch_messages"), ("dispatcher/store.py", "mark_sent"),
     ("dispatcher/collector.py", "collect"), ("dispatcher/collector.py", "_make_batch"),
     ("dispatcher/store.py", "claim_for_batch"), ("dispatcher/api.py", "send_bulk"),
-    ("dispatcher/api.py", "_prepare"), ("dispatcher/store.py", "insert_messages"),
+    ("dispatcher/api.py", "_prepare"), ("dispatcher/store.py", "write"),
     ("dispatcher/api.py", "_publish_bulk"), ("psycopg/connection.py", "wait"),
 )
 

@@ -21,7 +21,7 @@ from .channels import Channel
 from .context import Context, get_context
 from .db import reading, transaction
 from .errors import BulkValidationError, IdempotencyConflict, MessageNotFound, RowError, ValidationError
-from .ids import new_id
+from .ids import new_id, new_ids
 from .numbers import mask, normalize
 from .schedule import effective_send_at
 from .segments import measure, smart_encode
@@ -180,31 +180,31 @@ class Dispatcher:
         with ``skip_invalid`` the valid rows are enqueued and the result's ``rejects`` lists the others.
         """
         ch = self._check_common(channel, sender_id, template_id, send_at)
-        bulk_id = new_id()
         now = self.ctx.clock()
         when = self._when(ch, send_at, now)
+        common = _row("", {"number": "", "text": "", "parts": 0, "credits": 0, "is_unicode": False}, ch,
+                      sender_id, template_id, now, when, None)
+        common["bulk_id"] = new_id()
         ids = BulkResult()
         unicode = bytearray()  # per accepted row, for the group keys pushed after commit
         total = 0
-        chunk: list[dict[str, Any]] = []
+        chunk: list[tuple[str, str, int, int, bool]] = []
         # One transaction: every row is written or none is (a crash or an invalid row rolls it all
         # back). Rows stream to the database chunk by chunk, so memory stays bounded.
-        with transaction(self.ctx.engine) as conn:
+        with transaction(self.ctx.engine) as conn, store.MessageWriter(conn, common) as out:
             for index, raw in enumerate(rows):
                 total += 1
                 try:
                     number, text = _unpack(raw)
-                    prepared = self._prepare(number, text, ch, sender_id, template_id)
+                    p = self._prepare(number, text, ch, sender_id, template_id)
                 except ValidationError as exc:
                     ids.rejects.append(RowError(index, exc.field, exc.reason))
                     continue
-                row = _row(new_id(), prepared, ch, sender_id, template_id, now, when, None)
-                row["bulk_id"] = bulk_id
-                chunk.append(row)
+                chunk.append((p["number"], p["text"], p["parts"], p["credits"], p["is_unicode"]))
                 if len(chunk) >= chunk_size:
-                    self._write(conn, chunk, ids, unicode)
+                    self._write(out, chunk, ids, unicode)
                     chunk = []
-            self._write(conn, chunk, ids, unicode)
+            self._write(out, chunk, ids, unicode)
             if ids.rejects and not skip_invalid:
                 raise BulkValidationError(ids.rejects, total)
         if when is None:
@@ -216,10 +216,12 @@ class Dispatcher:
         return ids
 
     @staticmethod
-    def _write(conn: Any, chunk: list[dict[str, Any]], ids: BulkResult, unicode: bytearray) -> None:
-        store.insert_messages(conn, chunk)
-        ids.extend(r["id"] for r in chunk)
-        unicode.extend(1 if r["is_unicode"] else 0 for r in chunk)
+    def _write(out: store.MessageWriter, chunk: list[tuple[str, str, int, int, bool]], ids: BulkResult,
+               unicode: bytearray) -> None:
+        mids = new_ids(len(chunk))
+        out.write(mids, chunk)
+        ids.extend(mids)
+        unicode.extend(1 if r[4] else 0 for r in chunk)
 
     # ------------------------------------------------------------------ get_status
 

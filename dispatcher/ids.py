@@ -12,3 +12,10 @@ import time
 def new_id() -> str:
     """A new 32-hex-character id whose prefix orders by creation time."""
     return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` new ids sharing one timestamp prefix, from one read of the random source (bulk enqueue)."""
+    prefix = f"{time.time_ns() // 1_000_000:012x}"
+    rnd = os.urandom(10 * n).hex()
+    return [prefix + rnd[k:k + 20] for k in range(0, 20 * n, 20)]

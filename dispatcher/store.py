@@ -6,8 +6,10 @@ whatever the number of workers racing on the same rows, and states only move for
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,28 +50,17 @@ class Outgoing:
 # --------------------------------------------------------------------------- enqueue
 
 
-#: From this many rows on, PostgreSQL inserts go through COPY (several times faster than executemany).
-COPY_FROM_ROWS = 200
-
-
 def insert_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new message rows (dicts with Message column names).
-
-    Large inserts on PostgreSQL use COPY inside the caller's transaction; small ones (single sends, where
-    an idempotency-key conflict must surface as IntegrityError) use a plain INSERT.
-    """
-    if not rows:
-        return
-    if len(rows) >= COPY_FROM_ROWS and conn.dialect.name == "postgresql":
-        cols = list(rows[0])
-        dbapi = conn.connection.driver_connection
-        with dbapi.cursor() as cur:  # type: ignore[union-attr]
-            with cur.copy(f"COPY message ({', '.join(cols)}) FROM STDIN") as copy:
-                copy.write(_copy_text(rows, cols))
-        return
-    conn.execute(insert(MESSAGE), list(rows))
+    """Insert new message rows (dicts with Message column names) with a plain INSERT: single sends, where
+    an idempotency-key conflict must surface as IntegrityError. Bulk enqueues use MessageWriter."""
+    if rows:
+        conn.execute(insert(MESSAGE), list(rows))
 
 
+#: The columns a bulk enqueue sets per row; every other column has one value for the whole request.
+VARYING = ("id", "number", "text", "parts", "credits", "is_unicode")
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]").search
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -87,26 +78,52 @@ def _copy_value(value: Any) -> str:
     return str(value)
 
 
-def _copy_text(rows: Sequence[dict[str, Any]], cols: list[str]) -> str:
-    """Rows in COPY's text format. Values shared by many rows (timestamps, channel, flags) are
-    formatted once per distinct object: this is the hot loop of a million-row send_bulk."""
-    cache: dict[int, str] = {}
-    esc = _COPY_ESCAPES
+class MessageWriter:
+    """Streams the new rows of one bulk enqueue into the caller's transaction.
 
-    def fmt(v: Any) -> str:
-        if type(v) is str:
-            return v.translate(esc)
-        if type(v) is int:
-            return str(v)
-        key = id(v)
-        text = cache.get(key)
-        if text is None:
-            text = cache[key] = _copy_value(v)
-        return text
+    Rows share every column except VARYING (``common`` holds the rest). On PostgreSQL one COPY spans the
+    whole request: the shared columns are formatted once, and the server stores rows while the producer
+    validates the next ones. On SQLite each ``write`` is one executemany. Leaving the block with an
+    exception aborts the COPY; the caller's transaction then rolls everything back.
+    """
 
-    lines = ["\t".join([fmt(row[c]) for c in cols]) for row in rows]
-    lines.append("")
-    return "\n".join(lines)
+    def __init__(self, conn: Connection, common: dict[str, Any]) -> None:
+        self.conn = conn
+        self.common = common
+        self._pg = conn.dialect.name == "postgresql"
+        self._stack = ExitStack()
+        self._copy: Any = None
+        self._suffix = ""
+
+    def __enter__(self) -> MessageWriter:
+        if self._pg:
+            shared = [c for c in self.common if c not in VARYING]
+            dbapi = self.conn.connection.driver_connection
+            cur = self._stack.enter_context(dbapi.cursor())  # type: ignore[union-attr]
+            self._copy = self._stack.enter_context(
+                cur.copy(f"COPY message ({', '.join([*VARYING, *shared])}) FROM STDIN"))
+            self._suffix = "".join("\t" + _copy_value(self.common[c]) for c in shared) + "\n"
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)
+
+    def write(self, ids: Sequence[str], rows: Sequence[tuple[str, str, int, int, bool]]) -> None:
+        """New messages: ``ids[i]`` for ``rows[i]`` = (number, text, parts, credits, is_unicode)."""
+        if not rows:
+            return
+        if self._pg:
+            # ids are hex and numbers normalised digits: only texts can hold characters COPY escapes
+            esc, sfx, special = _COPY_ESCAPES, self._suffix, _COPY_SPECIAL
+            self._copy.write("".join([
+                f"{mid}\t{number}\t{text.translate(esc) if special(text) else text}\t{parts:d}\t{credits:d}\t"
+                f"{'t' if uni else 'f'}{sfx}"
+                for mid, (number, text, parts, credits, uni) in zip(ids, rows, strict=True)]))
+            return
+        common = self.common
+        self.conn.execute(insert(MESSAGE), [
+            {**common, "id": mid, "number": number, "text": text, "parts": parts, "credits": credits,
+             "is_unicode": uni} for mid, (number, text, parts, credits, uni) in zip(ids, rows, strict=True)])
 
 
 def find_by_idempotency_key(conn: Connection, key: str) -> dict[str, Any] | None:
