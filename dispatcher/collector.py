@@ -76,10 +76,11 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
         _flush(ctx, lane, buf.take(time.monotonic(), force=True), result)
     finally:
         lease.release()
-    if lanes.unread(lane) > 0:
-        # Work arrived after our last read. A producer's wake-up may have found us still holding the
-        # lease and returned, its kick flag still set: publish unconditionally so nothing waits for
-        # the flag to expire.
+    if lanes.unread(lane) > 0 or lanes.kick_requested(lane):
+        # Work arrived after our last read, or a run was requested while we held the lease (we cleared
+        # the flag when we started, so a set flag is a producer's): that run found the lease busy and
+        # returned, and while the flag stands no producer or tick publishes another. Checked after
+        # releasing the lease: a requested run that starts later takes the lease itself.
         ctx.publisher.collect(lane)
     return result
 

@@ -32,6 +32,10 @@ class Message(SQLModel, table=True):
         partial_index("ix_message_gateway_job", "gateway_job_id", where="gateway_job_id IS NOT NULL"),
         partial_index("ix_message_batch", "batch_id", where="batch_id IS NOT NULL"),
         Index("ix_message_created", "created_at"),
+        # unique among the rows that have one (SQLite databases made by migration 0001 keep the table's
+        # UNIQUE constraint, which allows many NULLs too: the same rule)
+        Index("ix_message_idempotency", "idempotency_key", unique=True,
+              postgresql_where=text("idempotency_key IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -45,7 +49,7 @@ class Message(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     parts: int = 1
     credits: int = 1
-    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    idempotency_key: str | None = Field(default=None, max_length=200)
     meta: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     bulk_id: str | None = Field(default=None, max_length=32)
     batch_id: str | None = Field(default=None, max_length=32)

@@ -92,6 +92,9 @@ class Lanes:
         """Set the lane's kick flag; True when the caller should publish a collector run."""
         return bool(self.redis.set(self.kick_key(lane), "1", nx=True, px=KICK_TTL_MS))
 
+    def kick_requested(self, lane: str) -> bool:
+        return bool(self.redis.exists(self.kick_key(lane)))
+
     def clear_kick(self, lane: str) -> None:
         self.redis.delete(self.kick_key(lane))
 
