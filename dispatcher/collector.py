@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from . import store
+from . import sender, store
 from .batching import Chunk, GroupBuffer
 from .context import Context
 from .db import transaction
@@ -24,6 +24,8 @@ from .locks import Lease
 log = logging.getLogger(__name__)
 
 RECLAIM_IDLE_MS = 15_000
+#: The lane whose collector sends its own batches (Settings.otp_inline_send).
+INLINE_LANE = "otp"
 
 
 @dataclass
@@ -109,5 +111,22 @@ def _make_batch(ctx: Context, lane: str, chunk: Chunk, result: CollectResult) ->
         return
     result.batches += 1
     result.messages += len(claimed)
-    ctx.publisher.send_batch(batch_id, lane, len(claimed), chunk.group)
     log.info("collector %s: batch %s of %d message(s) for %s", lane, batch_id, len(claimed), chunk.group)
+    if lane == INLINE_LANE and ctx.settings.otp_inline_send:
+        _send_inline(ctx, lane, batch_id, len(claimed), chunk.group)
+    else:
+        ctx.publisher.send_batch(batch_id, lane, len(claimed), chunk.group)
+
+
+def _send_inline(ctx: Context, lane: str, batch_id: str, size: int, group: str) -> None:
+    """The OTP lane's collector makes the call itself: no publish, broker round trip and pick-up by
+    another pool process (under load, OTP batches queued behind each other there for seconds), and
+    OTPs that arrive during a call are read together and go in the next one. The batch is committed
+    and every step of send_batch is guarded by its state, so on any error the batch is handed to a
+    send task as usual (a duplicate hand-over does nothing)."""
+    try:
+        sender.send_batch(ctx, batch_id)
+    except Exception as exc:  # noqa: BLE001 - the send task takes over the still-committed batch
+        log.warning("collector %s: inline send of batch %s failed (%s); handing it to a send task",
+                    lane, batch_id, exc.__class__.__name__)
+        ctx.publisher.send_batch(batch_id, lane, size, group)

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     flush_interval_otp_ms: int = Field(default=0, ge=0, description="OTP lane: max wait to fill a batch")
     flush_interval_transactional_ms: int = Field(default=200, ge=0, description="Transactional lane wait")
     flush_interval_promotional_ms: int = Field(default=1000, ge=0, description="Promotional lane wait")
+    otp_inline_send: bool = Field(default=True, description="OTP collector makes its calls itself")
 
     # --- gateway protection
     rate_limit_calls_per_s: float = Field(default=50.0, gt=0, description="Gateway calls/s, all workers")

@@ -1,5 +1,5 @@
-"""Collector wake-ups are coalesced by a kick flag; a wake-up that finds another collector running must
-not be lost (real Redis and database; the publisher records instead of publishing)."""
+"""The collector against real Redis and a real database (the publisher records instead of publishing):
+wake-ups are coalesced by a kick flag and none is lost; the OTP lane's collector makes its calls itself."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from dispatcher import collector
+from dispatcher import collector, sender
 from dispatcher.api import Dispatcher
 from dispatcher.context import Context
-from dispatcher.db import dispose_all, upgrade
+from dispatcher.db import dispose_all, transaction, upgrade
+from dispatcher.errors import StorageUnavailable
 from dispatcher.publish import RecordingPublisher
 from dispatcher.settings import Settings
 
@@ -20,8 +21,10 @@ NOON_IST = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def env(database_url, redis_url, redis_prefix):
-    settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=redis_prefix)
+def env(request, database_url, redis_url, redis_prefix):
+    inline = getattr(request, "param", True)
+    settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=redis_prefix,
+                        otp_inline_send=inline)
     upgrade(database_url)
     pub = RecordingPublisher()
     ctx = Context(settings, publisher=pub, clock=lambda: NOON_IST)
@@ -30,6 +33,7 @@ def env(database_url, redis_url, redis_prefix):
     dispose_all()
 
 
+@pytest.mark.parametrize("env", [False], indirect=True, ids=["task"])  # no gateway here: hand batches over
 def test_a_wake_up_that_found_the_collector_busy_is_published_again_when_it_ends(env, monkeypatch):
     """While collector C1 runs, a producer pushes E1 and sets the kick flag; the run it publishes finds
     the lease taken and returns. C1 still reads E1, so nothing is unread when it ends, but the flag
@@ -56,3 +60,35 @@ def test_a_wake_up_that_found_the_collector_busy_is_published_again_when_it_ends
     assert env.pub.collects == ["otp", "otp"]
     again = collector.collect(ctx, "otp")  # the run C1 published reads E2
     assert again.messages == 1 and not lanes.kick_requested("otp")
+
+
+@pytest.mark.parametrize("env", [True, False], indirect=True, ids=["inline", "task"])
+def test_the_otp_collector_sends_its_batch_itself_unless_told_not_to(env, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(sender, "send_batch", lambda ctx, batch_id: calls.append(batch_id))
+    env.d.send_sms("9954654365", "Your OTP is 1111", **OTP)
+    result = collector.collect(env.ctx, "otp")
+    assert result.batches == 1
+    if env.ctx.settings.otp_inline_send:
+        assert len(calls) == 1 and env.pub.batches == []
+    else:
+        assert calls == [] and [b[0] for b in env.pub.batches] == [_batch_ids(env.ctx)[0]]
+
+
+def test_a_failed_inline_send_hands_the_committed_batch_to_a_send_task(env, monkeypatch):
+    def down(ctx, batch_id):
+        raise StorageUnavailable("database unavailable: OperationalError")
+
+    monkeypatch.setattr(sender, "send_batch", down)
+    env.d.send_sms("9954654365", "Your OTP is 1111", **OTP)
+    result = collector.collect(env.ctx, "otp")
+    (batch_id,) = _batch_ids(env.ctx)
+    assert result.batches == 1 and [b[0] for b in env.pub.batches] == [batch_id]
+    assert env.ctx.lanes.unread("otp") == 0  # the entry was acknowledged: the batch row holds the id
+
+
+def _batch_ids(ctx) -> list[str]:
+    from dispatcher.models import BATCH
+
+    with transaction(ctx.engine) as conn:
+        return [r[0] for r in conn.execute(BATCH.select().with_only_columns(BATCH.c.id))]
