@@ -112,6 +112,8 @@ class CatalogCache:
     """The catalogue in Redis, with a short in-process cache so enqueue stays sub-millisecond."""
 
     LOCAL_TTL_S = 30.0
+    #: While there is no catalogue yet, look again this often (a new one must be used at once).
+    MISSING_TTL_S = 1.0
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
@@ -121,7 +123,7 @@ class CatalogCache:
 
     def get(self) -> Catalog | None:
         now = time.monotonic()
-        if now - self._local_at < self.LOCAL_TTL_S:
+        if now - self._local_at < (self.LOCAL_TTL_S if self._local is not None else self.MISSING_TTL_S):
             return self._local
         try:
             raw = self.redis.get(self.key)

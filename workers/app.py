@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import beat_embedded_init, beat_init
 from kombu import Queue
 
 from dispatcher.settings import get_settings
@@ -62,3 +65,11 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+@beat_init.connect
+@beat_embedded_init.connect
+def _catalogue_at_start(sender: Any = None, **_: Any) -> None:
+    """Fetch the sender-id/template catalogue as soon as beat starts, not 30 s later at the schedule's
+    first tick: until it is in Redis, producers cannot check sender ids and DLT templates at enqueue."""
+    app.send_task(TASK_CATALOG, queue=QUEUE_MAINTENANCE, ignore_result=True)

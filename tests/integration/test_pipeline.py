@@ -6,6 +6,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+import pytest
+
+from dispatcher.errors import CatalogError
+
 from .pipeline_helpers import (
     OTP,
     PROMO,
@@ -109,3 +113,15 @@ def test_otp_overtakes_a_promotional_backlog(make_stack):
     backlog = total - sum(stack.counts().get(s, 0) for s in SENT)
     assert backlog > 0, "the promotional backlog had already drained: the test proves nothing"
     assert waited < 1.0, f"OTP took {waited:.3f}s with {backlog} promotional messages still queued"
+
+
+def test_beat_fetches_the_catalogue_as_soon_as_it_starts(make_stack):
+    """The schedule's first catalogue refresh comes 30 s after beat starts; until the catalogue is in
+    Redis, producers cannot check sender ids and DLT templates, so beat asks for it when it starts."""
+    stack = make_stack()
+    assert stack.ctx.catalog.get() is None
+    stack.start_worker(concurrency=1, beat=True)
+    stack.wait_until(lambda: stack.ctx.catalog.get() is not None, 20, "the catalogue in Redis")
+    stack.dispatcher.send_sms(number(1), otp_text(1), **OTP)
+    with pytest.raises(CatalogError):  # checked at enqueue now: a sender id the gateway does not have
+        stack.dispatcher.send_sms(number(2), otp_text(2), **{**OTP, "sender_id": "NOSUCH"})
