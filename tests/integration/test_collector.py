@@ -4,17 +4,13 @@ wake-ups are coalesced by a kick flag and none is lost; the OTP lane's collector
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 
 from dispatcher import collector, sender
-from dispatcher.api import Dispatcher
-from dispatcher.context import Context
-from dispatcher.db import dispose_all, transaction, upgrade
+from dispatcher.db import transaction
 from dispatcher.errors import StorageUnavailable
-from dispatcher.publish import RecordingPublisher
-from dispatcher.settings import Settings
+from tests.fixtures.producer import producer_env
 
 OTP = {"channel": "otp", "sender_id": "OTPSMS", "template_id": "1207161000000000004"}
 NOON_IST = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
@@ -22,15 +18,9 @@ NOON_IST = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
 
 @pytest.fixture
 def env(request, database_url, redis_url, redis_prefix):
-    inline = getattr(request, "param", True)
-    settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=redis_prefix,
-                        otp_inline_send=inline)
-    upgrade(database_url)
-    pub = RecordingPublisher()
-    ctx = Context(settings, publisher=pub, clock=lambda: NOON_IST)
-    yield SimpleNamespace(ctx=ctx, d=Dispatcher(ctx), pub=pub)
-    ctx.redis.close()
-    dispose_all()
+    with producer_env(database_url, redis_url, redis_prefix, clock=lambda: NOON_IST,
+                      otp_inline_send=getattr(request, "param", True)) as e:
+        yield e
 
 
 @pytest.mark.parametrize("env", [False], indirect=True, ids=["task"])  # no gateway here: hand batches over

@@ -14,7 +14,7 @@ from dispatcher.api import Dispatcher
 from dispatcher.catalog import build
 from dispatcher.channels import Channel
 from dispatcher.context import Context
-from dispatcher.db import dispose_all, transaction, upgrade
+from dispatcher.db import transaction
 from dispatcher.errors import (
     BulkValidationError,
     CatalogError,
@@ -26,8 +26,7 @@ from dispatcher.errors import (
     ValidationError,
 )
 from dispatcher.models import MESSAGE
-from dispatcher.publish import RecordingPublisher
-from dispatcher.settings import Settings
+from tests.fixtures.producer import producer_env
 
 OK = "919954654365"
 TX = {"channel": "transactional", "sender_id": "SMSPNT", "template_id": "1107160000000000001"}
@@ -36,13 +35,8 @@ NOON_IST = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)  # 12:00 in Asia/Kolkata
 
 @pytest.fixture
 def env(database_url, redis_url, redis_prefix):
-    settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=redis_prefix)
-    upgrade(database_url)
-    pub = RecordingPublisher()
-    ctx = Context(settings, publisher=pub, clock=lambda: NOON_IST)
-    yield SimpleNamespace(ctx=ctx, d=Dispatcher(ctx), pub=pub)
-    ctx.redis.close()
-    dispose_all()
+    with producer_env(database_url, redis_url, redis_prefix, clock=lambda: NOON_IST) as e:
+        yield e
 
 
 def rows(ctx) -> int:
