@@ -182,9 +182,7 @@ class Dispatcher:
         ch = self._check_common(channel, sender_id, template_id, send_at)
         now = self.ctx.clock()
         when = self._when(ch, send_at, now)
-        common = _row("", {"number": "", "text": "", "parts": 0, "credits": 0, "is_unicode": False}, ch,
-                      sender_id, template_id, now, when, None)
-        common["bulk_id"] = new_id()
+        common = {**_shared(ch, sender_id, template_id, now, when, None), "bulk_id": new_id()}
         ids = BulkResult()
         unicode = bytearray()  # per accepted row, for the group keys pushed after commit
         total = 0
@@ -270,14 +268,19 @@ def _meta_json(metadata: Mapping[str, Any] | None) -> str | None:
     return out
 
 
+def _shared(ch: Channel, sender_id: str, template_id: str, now: datetime, when: datetime | None,
+            meta: str | None) -> dict[str, Any]:
+    """The columns of a new message that do not depend on its number and text (store.VARYING)."""
+    return {"state": (State.SCHEDULED if when else State.QUEUED).value, "hold_reason": None,
+            "channel": ch.value, "sender_id": sender_id, "template_id": template_id,
+            "idempotency_key": None, "meta": meta, "bulk_id": None, "batch_id": None, "attempts": 0,
+            "created_at": now, "send_at": when, "pushed_at": None if when else now, "updated_at": now}
+
+
 def _row(mid: str, p: dict[str, Any], ch: Channel, sender_id: str, template_id: str, now: datetime,
          when: datetime | None, meta: str | None) -> dict[str, Any]:
-    return {"id": mid, "state": (State.SCHEDULED if when else State.QUEUED).value, "hold_reason": None,
-            "channel": ch.value, "sender_id": sender_id, "template_id": template_id,
-            "is_unicode": p["is_unicode"], "number": p["number"], "text": p["text"], "parts": p["parts"],
-            "credits": p["credits"], "idempotency_key": None, "meta": meta, "bulk_id": None,
-            "batch_id": None, "attempts": 0, "created_at": now, "send_at": when,
-            "pushed_at": None if when else now, "updated_at": now}
+    return {"id": mid, "number": p["number"], "text": p["text"], "parts": p["parts"], "credits": p["credits"],
+            "is_unicode": p["is_unicode"], **_shared(ch, sender_id, template_id, now, when, meta)}
 
 
 _default: Dispatcher | None = None
