@@ -98,3 +98,22 @@ def test_bench_sync_smoke_runs_on_its_own(redis_url: str, pg_available: None) ->
     proc = _run(["bench.bench_sync", "--smoke"], redis_url, uuid.uuid4().hex, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "rows/s" in proc.stdout and "postgresql" in proc.stdout and "sqlite" in proc.stdout
+
+
+def test_db_steps_measures_every_step_on_both_databases(redis_url: str, pg_available: None) -> None:
+    """python -m bench.db_steps (the database cost of each step of a message) runs and cleans up."""
+    dbs_before = _leftovers(uuid.uuid4().hex, redis_url)[2]
+    cmd = [sys.executable, "-m", "bench.db_steps", "--rows", "3000", "--pg-url", PG_ADMIN_URL]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    per_row: dict[str, list[float]] = {}
+    current = ""
+    for line in proc.stdout.splitlines():
+        if not line.startswith(" ") and ":" in line:
+            current = line.split(":", 1)[0]
+        elif "us/row" in line:
+            per_row.setdefault(current, []).append(float(line.split("us/row")[0].split()[-1]))
+    assert set(per_row) == {"postgresql", "sqlite"}, proc.stdout
+    assert all(len(v) == 6 and all(x > 0 for x in v) for v in per_row.values()), proc.stdout
+    assert set(_leftovers(uuid.uuid4().hex, redis_url)[2]) <= set(dbs_before), "a scratch database was left"
