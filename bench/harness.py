@@ -22,12 +22,12 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
-from redis import Redis
 from sqlalchemy import func, select
 
 from dispatcher.api import Dispatcher
 from dispatcher.context import Context
 from dispatcher.db import dispose_all, reading, upgrade
+from dispatcher.demo.infra import delete_keys
 from dispatcher.models import MESSAGE
 from dispatcher.settings import Settings
 from dispatcher.simulator import SimulatorProcess, start_background
@@ -118,17 +118,6 @@ def redis_prefix(url: str) -> Iterator[str]:
         yield prefix
     finally:
         delete_keys(url, prefix)
-
-
-def delete_keys(url: str, prefix: str) -> int:
-    r = Redis.from_url(url, socket_connect_timeout=5)
-    try:
-        keys = list(r.scan_iter(match=f"{prefix}*", count=2000))
-        for i in range(0, len(keys), 500):
-            r.delete(*keys[i:i + 500])
-        return len(keys)
-    finally:
-        r.close()
 
 
 @contextmanager
