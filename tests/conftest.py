@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.pipeline",
     "tests.fixtures.proxy",
+    "tests.fixtures.webhook",
 ]

@@ -7,9 +7,7 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -35,47 +33,6 @@ def record_hook(payload: dict[str, Any]) -> None:
         fh.write(json.dumps(payload) + "\n")
 
 
-class Receiver:
-    """A real HTTP server in a thread; answers each POST with the next status of ``plan`` (then 200)."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        self.plan: dict[str, list[int]] = {}  # message id -> statuses to answer, in order
-        self.always: int | None = None
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                mid = json.loads(body)["message_id"]
-                queue = outer.plan.get(mid) or []
-                status = outer.always or (queue.pop(0) if queue else 200)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/sms"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, body in self.posts]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture
