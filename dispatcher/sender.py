@@ -122,6 +122,21 @@ class _Lost(Exception):
     pass
 
 
+class _Taken(Exception):
+    """Some of the batch's rows left `sending` while its call was being retried (the sweeper judged them
+    stale): the batch is no longer this worker's to send."""
+
+
+def _still_sending(ctx: Context, batch_id: str, size: int) -> None:
+    """Before a retry: every row of the batch must still be `sending`. Settings keep
+    ``stale_sending_after_s`` longer than a send with all its retries can last, so this fails only when
+    that promise is broken (clocks of two hosts far apart, a process paused for minutes)."""
+    with reading(ctx.engine) as conn:
+        left = store.count_batch_messages(conn, batch_id, State.SENDING)
+    if left != size:
+        raise _Taken(f"{size - left} of {size} message(s) left 'sending' while the call was retried")
+
+
 def _reserve(ctx: Context, package: str, credits: int) -> bool:
     ledger = ctx.ledger
     res = ledger.reserve(package, credits, max_age_s=ctx.settings.balance_refresh_s)
@@ -149,6 +164,8 @@ def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[
     try:
         for attempt in unsent_retry(s.retry_max_attempts, s.retry_max_elapsed_s):
             with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    _still_sending(ctx, batch_id, len(messages))
                 started = time.monotonic()
                 try:
                     result = ctx.client.send_bulk(recipients, sender_id=batch["sender_id"],
@@ -158,6 +175,10 @@ def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[
                     observe_call(ctx, "send-bulk-sms", time.monotonic() - started, type(exc).__name__)
                     raise
                 observe_call(ctx, "send-bulk-sms", time.monotonic() - started)
+    except _Taken as exc:  # nothing was sent: the rows still `sending` are held, the rest stay unknown
+        ctx.ledger.release(channel.package, credits)
+        log.error("batch %s: %s; not retried", batch_id, exc)
+        return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, str(exc), frm="sending")
     except AmbiguousOutcome as exc:
         ctx.ledger.settle_unknown(channel.package, credits)
         return _unknown(ctx, batch_id, f"ambiguous gateway outcome: {exc}")

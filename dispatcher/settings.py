@@ -114,9 +114,21 @@ class Settings(BaseSettings):
             raise ValueError(f"channel_map must name exactly {sorted(names)}, got {sorted(self.channel_map)}")
         if len(set(self.channel_map.values())) != len(names):
             raise ValueError("channel_map numbers must be distinct")
+        if self.stale_sending_after_s <= self.longest_send_s:
+            raise ValueError(
+                f"stale_sending_after_s ({self.stale_sending_after_s:g} s) must be longer than a send "
+                f"with all its retries can last (retry_max_elapsed_s + connect_timeout + read_timeout = "
+                f"{self.longest_send_s:g} s): the sweeper would mark a batch unknown while a worker "
+                f"still retries it")
         return self
 
     # ----------------------------------------------------------------- helpers
+
+    @property
+    def longest_send_s(self) -> float:
+        """The longest a batch stays `sending` in a live worker: the retry budget (the last attempt starts
+        within it) plus that attempt's connect and read timeouts."""
+        return self.retry_max_elapsed_s + self.connect_timeout + self.read_timeout
 
     def gateway_channel(self, channel: Channel) -> int:
         """The gateway's channel number for a named channel."""

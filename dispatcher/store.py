@@ -216,6 +216,11 @@ def batch_messages(conn: Connection, batch_id: str, state: State) -> list[Outgoi
     return [Outgoing(r.id, r.number, r.text, r.credits, r.parts) for r in rows]
 
 
+def count_batch_messages(conn: Connection, batch_id: str, state: State) -> int:
+    return int(conn.execute(select(func.count()).select_from(MESSAGE)
+                            .where(M.batch_id == batch_id, M.state == state.value)).scalar_one())
+
+
 def move_batch_messages(conn: Connection, batch_id: str, to: State, now: datetime, **values: Any) -> int:
     """Guarded transition of all of a batch's messages that may legally move to ``to``."""
     stamp = {State.SENDING: {"sending_at": now}, State.SENT: {"sent_at": now}}.get(to, {})

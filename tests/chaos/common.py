@@ -16,17 +16,10 @@ from sqlalchemy import func, select
 from dispatcher.db import reading
 from dispatcher.models import BATCH, MESSAGE
 
-from ..integration.pipeline_helpers import TXN, audit, ledger, number, txn_text
+from ..integration.pipeline_helpers import FAST_REPAIR, TXN, audit, ledger, number, txn_text  # noqa: F401
 
 SENT = ("sent", "delivered", "undelivered", "expired")
 SETTLED = (*SENT, "unknown", "failed")
-#: Repairs fast enough for a test: a lost task is republished after 2 s, a stale `sending` is unknown
-#: after 6 s.
-FAST_REPAIR: dict[str, Any] = {
-    "sweep_interval_s": 1.0, "release_interval_s": 1.0, "tick_interval_s": 0.5, "republish_after_s": 2.0,
-    "gateway_down_retry_s": 2.0,
-    "requeue_after_s": 3.0, "stale_sending_after_s": 6.0, "balance_refresh_s": 1.0,
-}
 HOOK_LOG_ENV = "SMSPOINT_CHAOS_HOOK_LOG"
 _hook_lock = threading.Lock()
 

@@ -22,6 +22,16 @@ from dispatcher.simulator.samples import (  # noqa: F401  (re-exported for the t
     txn_text,
 )
 
+#: Repairs fast enough for a test: a lost task is republished after 2 s, held messages are released
+#: after 2 s, a stale `sending` becomes unknown after 10 s. The retry budget and connect timeout are cut
+#: so that a send with all its retries (3 + 1 + read timeout, 5 s by default) ends before that: settings
+#: refuse a stale limit a live send could outlast.
+FAST_REPAIR: dict[str, Any] = {
+    "sweep_interval_s": 1.0, "release_interval_s": 1.0, "tick_interval_s": 0.5, "republish_after_s": 2.0,
+    "gateway_down_retry_s": 2.0, "requeue_after_s": 3.0, "balance_refresh_s": 1.0,
+    "retry_max_elapsed_s": 3.0, "connect_timeout": 1.0, "stale_sending_after_s": 10.0,
+}
+
 
 def ledger(sim: Any) -> list[dict[str, Any]]:
     data = sim.admin.ledger()

@@ -9,13 +9,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .pipeline_helpers import TXN, audit, number, txn_text
+from .pipeline_helpers import FAST_REPAIR, TXN, audit, number, txn_text
 
 SENT = ("sent", "delivered", "undelivered", "expired")
 SETTLED = (*SENT, "unknown", "failed")
-FAST_REPAIR = {"sweep_interval_s": 1.0, "release_interval_s": 1.0, "tick_interval_s": 0.5,
-               "republish_after_s": 2.0, "gateway_down_retry_s": 2.0, "requeue_after_s": 3.0,
-               "stale_sending_after_s": 6.0}
 
 
 def enqueue(stack, n: int, start: int = 0) -> list[str]:
@@ -86,7 +83,7 @@ def test_gateway_outage_holds_messages_and_sends_them_when_it_returns(make_stack
     proxy = tcp_proxy("127.0.0.1", simulator.port)
     proxy.up()
     stack = make_stack(smspoint_base_url=f"http://127.0.0.1:{proxy.port}/api/v1", batch_size=100,
-                       retry_max_elapsed_s=2.0, retry_max_attempts=3, **FAST_REPAIR)
+                       **{**FAST_REPAIR, "retry_max_elapsed_s": 2.0, "retry_max_attempts": 3})
     stack.start_worker(beat=True)
     enqueue(stack, 200)
     stack.wait_settled(200, timeout=30, done=SENT)

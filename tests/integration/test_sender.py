@@ -1,0 +1,81 @@
+"""The sender against the simulator, a real database and real Redis (in process, no Celery): a batch whose
+rows left `sending` while its call was being retried is not sent by a later attempt, and settings refuse
+a stale-`sending` limit that a live send with all its retries could outlast."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from dispatcher import collector, sender, store
+from dispatcher.db import reading, transaction
+from dispatcher.models import BATCH, MESSAGE
+from dispatcher.settings import Settings
+from dispatcher.states import State
+from tests.fixtures.producer import producer_env
+
+from .pipeline_helpers import OTP, ledger
+
+NOON_IST = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def env(database_url, redis_url, redis_prefix, simulator):
+    with producer_env(database_url, redis_url, redis_prefix, clock=lambda: NOON_IST, otp_inline_send=False,
+                      smspoint_base_url=simulator.base_url, smspoint_api_key=simulator.api_key,
+                      connect_timeout=1.0, read_timeout=2.0, retry_max_attempts=5,
+                      retry_max_elapsed_s=30.0) as e:
+        yield e
+
+
+def _states(ctx) -> dict[str, str]:
+    with reading(ctx.engine) as conn:
+        return {r.id: r.state for r in conn.execute(select(MESSAGE.c.id, MESSAGE.c.state))}
+
+
+def _batch_state(ctx, batch_id: str) -> str:
+    with reading(ctx.engine) as conn:
+        return conn.execute(select(BATCH.c.state).where(BATCH.c.id == batch_id)).scalar_one()
+
+
+def test_rows_taken_from_sending_during_a_retry_are_not_sent_by_the_next_attempt(env, simulator):
+    """The gateway answers 429 (provably unsent) and the worker waits to retry; meanwhile one row is
+    marked unknown, as the sweeper does with a `sending` row it judges stale. The next attempt would
+    succeed, but the worker must not make it: the rest are held (gateway_down), nothing reaches the
+    gateway, and the unknown row stays unknown."""
+    ids = [env.d.send_sms(f"99546543{i:02d}", f"Your OTP is {1000 + i}", **OTP) for i in range(3)]
+    assert collector.collect(env.ctx, "otp").batches == 1
+    (batch_id,) = [b[0] for b in env.pub.batches]
+    simulator.admin.set_faults(rate_429=1.0, retry_after_s=1.5, commands=["send-bulk-sms"])
+
+    out: dict[str, sender.SendOutcome] = {}
+    worker = threading.Thread(target=lambda: out.setdefault("r", sender.send_batch(env.ctx, batch_id)))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while _batch_state(env.ctx, batch_id) != "sending":
+        assert time.monotonic() < deadline, "the batch never entered `sending`"
+        time.sleep(0.02)
+    time.sleep(0.3)  # inside the 1.5 s Retry-After wait after the first 429
+    with transaction(env.ctx.engine) as conn:
+        assert store.move_messages(conn, [ids[0]], State.UNKNOWN, env.ctx.clock()) == [ids[0]]
+    simulator.admin.clear_faults()  # the next attempt would be accepted
+    worker.join(timeout=20)
+    assert not worker.is_alive()
+
+    assert out["r"].outcome == "held" and out["r"].size == 2, out["r"]
+    assert ledger(simulator) == []
+    assert _states(env.ctx) == {ids[0]: "unknown", ids[1]: "held", ids[2]: "held"}
+    credits = env.ctx.ledger.snapshot()["OTP"]
+    assert credits["inflight"] == 0 and credits["spent"] == 0  # the reservation was released
+
+
+def test_settings_refuse_a_stale_limit_a_live_send_could_outlast():
+    with pytest.raises(ValidationError, match=r"stale_sending_after_s \(20 s\).*= 25 s"):
+        Settings(stale_sending_after_s=20, retry_max_elapsed_s=10, connect_timeout=5, read_timeout=10)
+    ok = Settings(stale_sending_after_s=26, retry_max_elapsed_s=10, connect_timeout=5, read_timeout=10)
+    assert ok.longest_send_s == 25
