@@ -28,7 +28,7 @@ from dispatcher.api import Dispatcher
 from dispatcher.context import Context
 from dispatcher.db import dispose_all, reading, upgrade
 from dispatcher.demo.infra import delete_keys
-from dispatcher.models import MESSAGE
+from dispatcher.models import BATCH, MESSAGE
 from dispatcher.settings import Settings
 from dispatcher.simulator import SimulatorProcess, start_background
 from workers.queues import ALL_QUEUES
@@ -231,6 +231,16 @@ class Stack:
             q = q.where(MESSAGE.c.channel == channel)
         with reading(self.ctx.engine) as conn:
             return [(epoch(c), epoch(s)) for c, s in conn.execute(q)]
+
+    def stages(self, channel: str) -> list[tuple[float, float, float, float]]:
+        """(created_at, batched, sending_at, sent_at) as epoch seconds of every sent message of
+        ``channel``; ``batched`` is when its batch row was written (the collector's claim)."""
+        m, b = MESSAGE.c, BATCH.c
+        q = (select(m.created_at, b.created_at, m.sending_at, m.sent_at)
+             .join_from(MESSAGE, BATCH, m.batch_id == b.id)
+             .where(m.sent_at.is_not(None), m.channel == channel))
+        with reading(self.ctx.engine) as conn:
+            return [(epoch(c), epoch(bc), epoch(sg), epoch(st)) for c, bc, sg, st in conn.execute(q)]
 
     def last_sent(self) -> float:
         """The latest ``sent_at`` as epoch seconds (0 when nothing was sent)."""

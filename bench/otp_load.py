@@ -85,17 +85,23 @@ def measure(run: Run) -> dict[str, Any]:
                 producer.kill()
                 producer.join()
         s.wait_recorded(sent, "otp")
-        otp_times = s.times("otp")
+        otp_stages = s.stages("otp")
         promo_times = s.times("promotional")
     promo_last = max(sa for _, sa in promo_times)
-    idle_lat = [sa - c for c, sa in otp_times if t_idle <= c < t_load]
-    load = sorted((c - t_load, sa - c) for c, sa in otp_times if t_load <= c <= promo_last)
+    idle_lat = [sa - c for c, _, _, sa in otp_stages if t_idle <= c < t_load]
+    under = [st for st in otp_stages if t_load <= st[0] <= promo_last]
+    load = sorted((c - t_load, sa - c) for c, _, _, sa in under)
     if not load:
         raise RuntimeError("no OTP was enqueued while the backlog drained: nothing was measured")
+    # where an OTP's time goes under load: waiting to be batched, batch -> `sending`, the call + record
+    stages = {"enqueue -> batched": percentiles([b - c for c, b, _, _ in under]),
+              "batched -> sending": percentiles([sg - b for _, b, sg, _ in under]),
+              "sending -> accepted": percentiles([sa - sg for _, _, sg, sa in under])}
     return {"promo_messages": n, "promo_enqueue_s": enqueue_s.value, "promo_drain_s": promo_last - t_load,
             "promo_rate": rate(n, promo_last - t_load), "otp_interval_s": interval,
             "otp_idle": percentiles(idle_lat), "otp_under_load": percentiles([x for _, x in load]),
-            "otp_after_drain": sum(1 for c, _ in otp_times if c > promo_last), "series_load": load,
+            "otp_stages_under_load": stages,
+            "otp_after_drain": sum(1 for c, *_ in otp_stages if c > promo_last), "series_load": load,
             "idle_ms": [x * 1000 for x in idle_lat]}
 
 
@@ -105,6 +111,8 @@ def run(run: Run) -> Result:
     idle, load = m["otp_idle"], m["otp_under_load"]
     rows = [["OTPs, idle system", idle["n"], idle["p50_ms"], idle["p99_ms"], idle["max_ms"]],
             ["OTPs while the backlog drains", load["n"], load["p50_ms"], load["p99_ms"], load["max_ms"]],
+            *[[f"  under load, {name}", st["n"], st["p50_ms"], st["p99_ms"], st["max_ms"]]
+              for name, st in m["otp_stages_under_load"].items()],
             [f"promotional: {m['promo_messages']:,} enqueued in {m['promo_enqueue_s']:.1f} s, "
              f"all sent at {m['promo_rate']:,.0f}/s",
              m["promo_messages"], "-", "-", f"{m['promo_drain_s']:.1f} s"]]

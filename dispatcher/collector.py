@@ -1,5 +1,6 @@
 """A lane's collector: reads message ids from the lane stream, groups them, and turns each full (or
-waited-long-enough) group into a committed batch row handed to a sender task.
+waited-long-enough) group into a committed batch row handed to a sender task (the OTP lane's collector
+makes those calls itself, from a few threads, while it goes on reading).
 
 One collector runs per lane at a time (a Redis lease). Entries are acknowledged only after the batch
 that holds their ids is committed, so a crash at any point loses nothing: unacknowledged entries are
@@ -12,6 +13,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from . import sender, store
@@ -52,6 +54,8 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
     lanes = ctx.lanes
     consumer = consumer_name()
     buf = GroupBuffer(s.batch_size, s.flush_interval_s(lane))
+    inline = InlineSends(ctx, lane, s.otp_inline_threads) if lane == INLINE_LANE and s.otp_inline_send \
+        else None
     try:
         lanes.clear_kick(lane)
         lanes.ensure_group(lane)
@@ -59,8 +63,10 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
             buf.add(e.entry_id, e.group, e.ids, time.monotonic())
         deadline = time.monotonic() + max_run_s
         while True:
+            if inline is not None:
+                inline.wait_for_thread()  # meanwhile arrivals stay in the stream and are batched together
             now = time.monotonic()
-            _flush(ctx, lane, buf.take(now), result)
+            _flush(ctx, lane, buf.take(now), result, inline)
             if now >= deadline:
                 break
             wait = buf.next_deadline()
@@ -75,9 +81,11 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
             if not lease.extend():
                 log.warning("collector %s lost its lease; flushing and stopping", lane)
                 break
-        _flush(ctx, lane, buf.take(time.monotonic(), force=True), result)
+        _flush(ctx, lane, buf.take(time.monotonic(), force=True), result, inline)
     finally:
         lease.release()
+        if inline is not None:
+            inline.close()  # the task ends when its calls have ended (a warm shutdown waits for them)
     if lanes.unread(lane) > 0 or lanes.kick_requested(lane):
         # Work arrived after our last read, or a run was requested while we held the lease (we cleared
         # the flag when we started, so a set flag is a producer's): that run found the lease busy and
@@ -87,14 +95,16 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
     return result
 
 
-def _flush(ctx: Context, lane: str, chunks: list[Chunk], result: CollectResult) -> None:
+def _flush(ctx: Context, lane: str, chunks: list[Chunk], result: CollectResult,
+           inline: InlineSends | None = None) -> None:
     for chunk in chunks:
         if chunk.ids:
-            _make_batch(ctx, lane, chunk, result)
+            _make_batch(ctx, lane, chunk, result, inline)
         ctx.lanes.ack(lane, chunk.completes)
 
 
-def _make_batch(ctx: Context, lane: str, chunk: Chunk, result: CollectResult) -> None:
+def _make_batch(ctx: Context, lane: str, chunk: Chunk, result: CollectResult,
+                inline: InlineSends | None = None) -> None:
     channel, sender_id, template_id, is_unicode = store.parse_group(chunk.group)
     batch_id = new_id()
     now = ctx.clock()
@@ -112,10 +122,35 @@ def _make_batch(ctx: Context, lane: str, chunk: Chunk, result: CollectResult) ->
     result.batches += 1
     result.messages += len(claimed)
     log.info("collector %s: batch %s of %d message(s) for %s", lane, batch_id, len(claimed), chunk.group)
-    if lane == INLINE_LANE and ctx.settings.otp_inline_send:
-        _send_inline(ctx, lane, batch_id, len(claimed), chunk.group)
+    if inline is not None:
+        inline.submit(batch_id, len(claimed), chunk.group)
     else:
         ctx.publisher.send_batch(batch_id, lane, len(claimed), chunk.group)
+
+
+class InlineSends:
+    """The OTP lane's calls, made by up to ``threads`` threads of the collector's own process while it
+    goes on reading: an OTP that arrives during a call is batched at once and goes out in a call of its
+    own, instead of waiting for the running call to end. When every thread is busy the collector waits
+    for one (new arrivals then wait in the stream and are batched together)."""
+
+    def __init__(self, ctx: Context, lane: str, threads: int) -> None:
+        self.ctx, self.lane, self.threads = ctx, lane, threads
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"send-{lane}")
+        self._running: set[Future[None]] = set()
+
+    def wait_for_thread(self) -> None:
+        self._running = {f for f in self._running if not f.done()}
+        while len(self._running) >= self.threads:
+            _, not_done = wait(self._running, return_when=FIRST_COMPLETED)
+            self._running = set(not_done)
+
+    def submit(self, batch_id: str, size: int, group: str) -> None:
+        self.wait_for_thread()
+        self._running.add(self._pool.submit(_send_inline, self.ctx, self.lane, batch_id, size, group))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def _send_inline(ctx: Context, lane: str, batch_id: str, size: int, group: str) -> None:

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     flush_interval_transactional_ms: int = Field(default=200, ge=0, description="Transactional lane wait")
     flush_interval_promotional_ms: int = Field(default=1000, ge=0, description="Promotional lane wait")
     otp_inline_send: bool = Field(default=True, description="OTP collector makes its calls itself")
+    otp_inline_threads: int = Field(default=4, ge=1, le=10,
+                                    description="OTP collector: calls made at the same time")
 
     # --- gateway protection
     rate_limit_calls_per_s: float = Field(default=50.0, gt=0, description="Gateway calls/s, all workers")

@@ -3,6 +3,7 @@ wake-ups are coalesced by a kick flag and none is lost; the OTP lane's collector
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -75,6 +76,33 @@ def test_a_failed_inline_send_hands_the_committed_batch_to_a_send_task(env, monk
     (batch_id,) = _batch_ids(env.ctx)
     assert result.batches == 1 and [b[0] for b in env.pub.batches] == [batch_id]
     assert env.ctx.lanes.unread("otp") == 0  # the entry was acknowledged: the batch row holds the id
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_otp_that_arrives_during_a_call_goes_out_without_waiting_for_it(database_url, redis_url,
+                                                                         redis_prefix, monkeypatch, threads):
+    """The first call is still in flight when the second OTP arrives: with two threads the collector
+    batches it and a second call starts before the first ends; with one, it waits for the first."""
+    first: list[str] = []
+    second_started = threading.Event()
+    overlapped: list[bool] = []
+
+    def send_batch(ctx, batch_id):
+        if first:
+            second_started.set()
+            return
+        first.append(batch_id)
+        env.d.send_sms("9954654366", "Your OTP is 2222", **OTP)  # arrives while this call is in flight
+        overlapped.append(second_started.wait(timeout=1.5))
+
+    monkeypatch.setattr(sender, "send_batch", send_batch)
+    with producer_env(database_url, redis_url, redis_prefix, clock=lambda: NOON_IST,
+                      otp_inline_threads=threads) as env:
+        env.d.send_sms("9954654365", "Your OTP is 1111", **OTP)
+        result = collector.collect(env.ctx, "otp", max_run_s=3.0)
+        assert result.batches == 2 and result.messages == 2
+        assert second_started.is_set()  # the second batch was sent in every case
+        assert overlapped == [threads > 1]
 
 
 def _batch_ids(ctx) -> list[str]:
