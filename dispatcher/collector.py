@@ -22,6 +22,7 @@ from .context import Context
 from .db import transaction
 from .ids import new_id
 from .locks import Lease
+from .queue import READ_ENTRIES
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
             block_ms = None if wait is None else max(1, int((wait - now) * 1000))
             if wait is None:
                 block_ms = 50  # nothing buffered: wait briefly for more, then stop
-            entries = lanes.read(lane, consumer, count=s.batch_size, block_ms=block_ms)
+            entries = lanes.read(lane, consumer, count=READ_ENTRIES, block_ms=block_ms)
             if not entries and len(buf) == 0:
                 break
             for e in entries:
