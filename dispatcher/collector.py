@@ -84,9 +84,11 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
                 break
         _flush(ctx, lane, buf.take(time.monotonic(), force=True), result, inline)
     finally:
-        lease.release()
-        if inline is not None:
-            inline.close()  # the task ends when its calls have ended (a warm shutdown waits for them)
+        try:
+            lease.release()
+        finally:
+            if inline is not None:
+                inline.close()  # the task ends when its calls have ended (a warm shutdown waits for them)
     if lanes.unread(lane) > 0 or lanes.kick_requested(lane):
         # Work arrived after our last read, or a run was requested while we held the lease (we cleared
         # the flag when we started, so a set flag is a producer's): that run found the lease busy and
