@@ -4,17 +4,15 @@ wake-ups are coalesced by a kick flag and none is lost; the OTP lane's collector
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 import pytest
 
 from dispatcher import collector, sender
 from dispatcher.db import transaction
 from dispatcher.errors import StorageUnavailable
-from tests.fixtures.producer import producer_env
+from tests.fixtures.producer import NOON_IST, producer_env
 
 OTP = {"channel": "otp", "sender_id": "OTPSMS", "template_id": "1207161000000000004"}
-NOON_IST = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
 
 
 @pytest.fixture

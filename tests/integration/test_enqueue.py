@@ -26,11 +26,10 @@ from dispatcher.errors import (
     ValidationError,
 )
 from dispatcher.models import MESSAGE
-from tests.fixtures.producer import producer_env
+from tests.fixtures.producer import NOON_IST, producer_env
 
 OK = "919954654365"
 TX = {"channel": "transactional", "sender_id": "SMSPNT", "template_id": "1107160000000000001"}
-NOON_IST = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)  # 12:00 in Asia/Kolkata
 
 
 @pytest.fixture

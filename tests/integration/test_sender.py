@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -17,11 +16,9 @@ from dispatcher.db import reading, transaction
 from dispatcher.models import BATCH, MESSAGE
 from dispatcher.settings import Settings
 from dispatcher.states import State
-from tests.fixtures.producer import producer_env
+from tests.fixtures.producer import NOON_IST, producer_env
 
 from .pipeline_helpers import OTP, calls, ledger
-
-NOON_IST = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
 
 
 @pytest.fixture
