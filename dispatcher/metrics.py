@@ -3,7 +3,7 @@
 Everything is read at scrape time from where it already lives, so the numbers are the same whichever
 worker machine did the work:
 
-* the database: messages by state and channel, unknown and held counts;
+* the database: messages by state and channel, unknown, unconfirmed and held counts;
 * Redis: credits per package (``CreditLedger.snapshot``), lane depth and oldest entry age;
 * Redis, written by the workers: gateway call latency, gateway errors by class and batch sizes. Workers
   call :func:`observe_call` and :func:`observe_batch`, which add to small Redis hashes (one pipelined
@@ -11,7 +11,8 @@ worker machine did the work:
 
 Redis keys (under ``Settings.redis_prefix``): ``{prefix}:metrics:call_seconds`` (fields
 ``command|bucket``, ``command|sum``, ``command|count``), ``{prefix}:metrics:call_errors`` (fields
-``command|ErrorClass``), ``{prefix}:metrics:batch_size`` (fields ``lane|bucket``, ``lane|sum``, ...).
+``command|ErrorClass``), ``{prefix}:metrics:batch_size`` (fields ``lane|bucket``, ``lane|sum``, ...),
+``{prefix}:metrics:unconfirmed`` (fields ``recorded``, ``confirmed``, ``unknown``).
 """
 
 from __future__ import annotations
@@ -88,6 +89,25 @@ def observe_batch(ctx: Context, size: int, lane: str = "") -> None:
         log.debug("metrics: could not record a batch size (%s)", exc.__class__.__name__)
 
 
+#: Outcomes counted for messages a send answer did not list: recorded `unconfirmed` by the sender, then
+#: confirmed by a delivery report or turned `unknown` by the sync.
+UNCONFIRMED_OUTCOMES = ("recorded", "confirmed", "unknown")
+
+
+def _unconfirmed_key(prefix: str) -> str:
+    return f"{prefix}:metrics:unconfirmed"
+
+
+def observe_unconfirmed(ctx: Context, count: int, outcome: str = "recorded") -> None:
+    """Count messages that became `unconfirmed`, were confirmed, or became `unknown` (never raising)."""
+    if count <= 0:
+        return
+    try:
+        ctx.redis.hincrby(_unconfirmed_key(ctx.settings.redis_prefix), outcome, count)
+    except Exception as exc:  # noqa: BLE001 - metrics must never break sending
+        log.debug("metrics: could not count unconfirmed messages (%s)", exc.__class__.__name__)
+
+
 # --------------------------------------------------------------------------- exporter side
 
 
@@ -150,6 +170,10 @@ class SmsPointCollector(Collector):
         yield GaugeMetricFamily("smspoint_unknown_messages",
                                 "Messages in state unknown (maybe sent: an operator resends or fails them)",
                                 value=unknown)
+        unconfirmed = sum(n for (s, _), n in counts.items() if s == State.UNCONFIRMED.value)
+        yield GaugeMetricFamily("smspoint_unconfirmed_messages",
+                                "Messages the send answer did not list, waiting for the delivery reports",
+                                value=unconfirmed)
         by_reason = {str(r[0]): int(r[1]) for r in held}
         h = GaugeMetricFamily("smspoint_held_messages", "Held messages by hold reason", labels=["reason"])
         for reason in sorted({r.value for r in HoldReason} | set(by_reason)):
@@ -197,7 +221,8 @@ class SmsPointCollector(Collector):
         pipe = self.ctx.redis.pipeline(transaction=False)
         for key in (calls_key, errors_key, batch_key):
             pipe.hgetall(key)
-        calls, errors, batches = pipe.execute()
+        pipe.hgetall(_unconfirmed_key(self.ctx.settings.redis_prefix))
+        calls, errors, batches, unconfirmed = pipe.execute()
         lat = HistogramMetricFamily("smspoint_gateway_call_seconds", "Gateway call latency by command",
                                     labels=["command"])
         for command, (buckets, total) in sorted(_histograms(calls, CALL_BUCKETS).items()):
@@ -214,6 +239,13 @@ class SmsPointCollector(Collector):
         for lane, (buckets, total) in sorted(_histograms(batches, BATCH_BUCKETS).items()):
             size.add_metric([lane], buckets, total)
         yield size
+        counts = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in unconfirmed.items()}
+        unc = CounterMetricFamily("smspoint_unconfirmed",
+                                  "Messages a send answer did not list: recorded, then confirmed or unknown",
+                                  labels=["outcome"])
+        for outcome in UNCONFIRMED_OUTCOMES:
+            unc.add_metric([outcome], counts.get(outcome, 0.0))
+        yield unc
 
 
 def registry_for(ctx: Context) -> CollectorRegistry:

@@ -27,7 +27,7 @@ class Message(SQLModel, table=True):
         partial_index("ix_message_unpushed", "pushed_at", where="state = 'queued' AND batch_id IS NULL"),
         partial_index("ix_message_scheduled", "send_at", where="state = 'scheduled'"),
         partial_index("ix_message_attention", "state", "updated_at",
-                      where="state IN ('held', 'sending', 'unknown')"),
+                      where="state IN ('held', 'sending', 'unknown', 'unconfirmed')"),
         partial_index("ix_message_failed", "final_at", where="state = 'failed'"),
         partial_index("ix_message_gateway_job", "gateway_job_id", where="gateway_job_id IS NOT NULL"),
         partial_index("ix_message_batch", "batch_id", where="batch_id IS NOT NULL"),
@@ -111,6 +111,10 @@ class GatewayJob(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=64)
     last_polled_at: datetime | None = None
     closed_at: datetime | None = None
+    #: credits reserved for the call, shown charged by the gateway's answers, and released (migration 0004)
+    credits_reserved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    credits_charged: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    credits_released: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class MessageEvent(SQLModel, table=True):

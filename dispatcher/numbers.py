@@ -122,3 +122,14 @@ def mask(number: str) -> str:
     if keep == 0:
         return "*" * len(text)
     return text[:keep] + "*" * (len(text) - 2 * keep) + text[-keep:]
+
+
+#: The digits of an Indian mobile number after the country code.
+NATIONAL_DIGITS = 10
+
+
+def national_key(number: str | int | None) -> str:
+    """The ten national digits a gateway answer may write in any form: '919954654365', '9954654365',
+    '+91 99546-54365' and 919954654365 all give '9954654365' (shorter inputs give all their digits)."""
+    digits = "".join(ch for ch in str(number if number is not None else "") if ch.isdigit())
+    return digits[-NATIONAL_DIGITS:]

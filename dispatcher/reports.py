@@ -6,20 +6,22 @@ The gateway documents four statuses (any casing is accepted)::
     Sent         message accepted, no report yet             -> stays `sent`
     Delivered    delivered to the handset                    -> `delivered`   (final)
     UnDelivered  not delivered (DND, absent subscriber...)   -> `undelivered` (final)
-    Expired      "Message pending, the message is en route"  -> stays `sent` (the documentation's words)
+    Expired      "Message pending, the message is en route"  -> stays `sent` (the documentation's words;
+                                                                   ``expired_is_final`` makes it final)
 
 Anything else is stored verbatim in ``status_raw`` and counted; the message's state is left alone.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from .gateway import DeliveryEntry
+from .matching import Ours, Theirs, pair
 from .states import FINAL, State, can_move
 
 
@@ -43,6 +45,8 @@ STATUS_MAP: dict[str, Mapped] = {
     "expired": Mapped(State.SENT, False),  # "Message pending, the message is en route"
 }
 UNKNOWN_STATUS = Mapped(None, False)
+#: "Expired" for accounts whose gateway uses it as a final state (``Settings.expired_is_final``).
+EXPIRED_FINAL = Mapped(State.EXPIRED, True)
 
 
 def status_key(raw: str | None) -> str:
@@ -51,22 +55,15 @@ def status_key(raw: str | None) -> str:
 
 
 @lru_cache(maxsize=1024)
-def map_status(raw: str | None) -> Mapped:
+def map_status(raw: str | None, expired_final: bool = False) -> Mapped:
     """The meaning of a gateway status name, in any casing; UNKNOWN_STATUS when not in the table."""
-    return STATUS_MAP.get(status_key(raw), UNKNOWN_STATUS)
+    key = status_key(raw)
+    if expired_final and key == "expired":
+        return EXPIRED_FINAL
+    return STATUS_MAP.get(key, UNKNOWN_STATUS)
 
 
 # --------------------------------------------------------------------------- matching
-
-
-def number_key(number: str | None) -> str:
-    """The last 10 digits: reports drop the '91' our rows carry ('919954654365' ~ '9954654365')."""
-    digits = "".join(ch for ch in str(number or "") if ch.isdigit())
-    return digits[-10:]
-
-
-def _text_key(text: str | None) -> str:
-    return " ".join((text or "").split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,61 +77,27 @@ class Candidate:
     state: str = State.SENT.value
     status_raw: str | None = None
     status_remark: str | None = None
+    credits: int = 0
 
 
 @dataclass
 class Matching:
-    """Report entries paired with our messages; ``unmatched`` entries fit no message of the job."""
+    """Report entries paired with our messages; ``unmatched`` entries fit no message of the job, or fit
+    several that differ (never guessed)."""
 
     pairs: list[tuple[Candidate, DeliveryEntry]] = field(default_factory=list)
     unmatched: list[DeliveryEntry] = field(default_factory=list)
     by_fallback: int = 0  #: pairs found by number (and text) rather than by gateway message id
 
 
-def match(entries: Iterable[DeliveryEntry], messages: Sequence[Candidate]) -> Matching:
-    """Pair entries with messages: by gateway message id, else by number and text, else by number alone.
-
-    Each message takes at most one entry (the first that fits); an entry whose id we do not know (e.g. the
-    send answer carried no per-recipient ids) falls back to number and text.
-    """
-    out = Matching()
-    by_id = {m.gateway_message_id: m for m in messages if m.gateway_message_id}
-    taken: set[str] = set()
-    rest: list[DeliveryEntry] = []
-    for entry in entries:
-        m = by_id.get(entry.message_id or "")
-        if m is not None and m.id not in taken:
-            taken.add(m.id)
-            out.pairs.append((m, entry))
-        else:
-            rest.append(entry)
-    if not rest:
-        return out
-    by_number_text: dict[tuple[str, str], deque[Candidate]] = defaultdict(deque)
-    by_number: dict[str, deque[Candidate]] = defaultdict(deque)
-    for m in messages:
-        if m.id not in taken:
-            by_number_text[(number_key(m.number), _text_key(m.text))].append(m)
-            by_number[number_key(m.number)].append(m)
-    for entry in rest:
-        key = number_key(entry.number)
-        found = _pop_free(by_number_text.get((key, _text_key(entry.content))), taken)
-        found = found or _pop_free(by_number.get(key), taken)
-        if found is None:
-            out.unmatched.append(entry)
-            continue
-        taken.add(found.id)
-        out.pairs.append((found, entry))
-        out.by_fallback += 1
-    return out
-
-
-def _pop_free(queue: deque[Candidate] | None, taken: set[str]) -> Candidate | None:
-    while queue:
-        m = queue.popleft()
-        if m.id not in taken:
-            return m
-    return None
+def match(entries: Sequence[DeliveryEntry], messages: Sequence[Candidate]) -> Matching:
+    """Pair entries with messages by gateway message id, else by number and text, else by number alone
+    where that cannot cross two different messages (:func:`dispatcher.matching.pair`)."""
+    p = pair([Ours(m.id, m.number, m.text, m.gateway_message_id) for m in messages],
+             [Theirs(e.number, e.content, e.message_id) for e in entries], use_ids=True)
+    return Matching(pairs=[(messages[i], entries[j]) for i, j in p.pairs],
+                    unmatched=[entries[j] for j in sorted(p.unmatched + p.ambiguous)],
+                    by_fallback=len(p.pairs) - p.by_id)
 
 
 # --------------------------------------------------------------------------- what to write
@@ -164,7 +127,7 @@ class Plan:
         return {c.id for changes in self.finals.values() for c in changes}
 
 
-def plan(pairs: Iterable[tuple[Candidate, DeliveryEntry]]) -> Plan:
+def plan(pairs: Iterable[tuple[Candidate, DeliveryEntry]], *, expired_final: bool = False) -> Plan:
     """Decide each matched message's write. A final state is never changed; a status we do not know is
     stored verbatim (and counted) without moving the message; unchanged rows are not written at all."""
     out = Plan()
@@ -172,7 +135,7 @@ def plan(pairs: Iterable[tuple[Candidate, DeliveryEntry]]) -> Plan:
         if m.state in FINAL:
             out.stale += 1
             continue
-        mapped = map_status(entry.status)
+        mapped = map_status(entry.status, expired_final)
         if not mapped.known:
             out.unknown_statuses[entry.status] += 1
         raw = entry.status.strip()[:64]
@@ -187,29 +150,54 @@ def plan(pairs: Iterable[tuple[Candidate, DeliveryEntry]]) -> Plan:
 
 # --------------------------------------------------------------------------- the polling schedule
 
-#: Gaps between polls of a job: soon after sending, then less and less often; hourly after the last.
+#: Default gaps between polls of a job: soon after sending, then less and less often; hourly after the last
+#: (``Settings.sync_backoff_min`` and ``sync_poll_every_min``).
 BACKOFF: tuple[timedelta, ...] = tuple(timedelta(minutes=m) for m in (1, 2, 5, 10, 30))
 HOURLY = timedelta(hours=1)
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a job's reports are polled: ``backoff`` gaps after the first polls, then ``every``."""
+
+    backoff: tuple[timedelta, ...] = BACKOFF
+    every: timedelta = HOURLY
+
+    @classmethod
+    def of(cls, backoff_min: Sequence[float], every_min: float) -> Schedule:
+        return cls(tuple(timedelta(minutes=m) for m in backoff_min), timedelta(minutes=every_min))
+
+    def gap(self, poll_count: int) -> timedelta:
+        """The wait after the ``poll_count``-th poll (1-based)."""
+        if poll_count < 1:
+            return timedelta(0)
+        return self.backoff[poll_count - 1] if poll_count <= len(self.backoff) else self.every
+
+    def offset(self, poll_count: int) -> timedelta:
+        """When the next poll is due after ``poll_count`` polls, counted from the job's creation."""
+        total = sum(self.backoff[:poll_count], timedelta(0))
+        return total + self.every * max(0, poll_count - len(self.backoff))
+
+    def next_poll_at(self, created_at: datetime, poll_count: int, now: datetime,
+                     horizon: timedelta) -> datetime:
+        """The next poll after ``poll_count`` polls: on the schedule counted from ``created_at`` (so runs a
+        few seconds late do not push every later poll back); one gap from ``now`` when the schedule is
+        already past (after an outage: no burst of catch-up polls); never past the horizon, where the last
+        poll is."""
+        due = created_at + self.offset(poll_count)
+        if due <= now:
+            due = now + self.gap(poll_count)
+        return min(due, created_at + horizon)
+
+
+DEFAULT_SCHEDULE = Schedule()
+
+
 def gap(poll_count: int) -> timedelta:
-    """The wait after the ``poll_count``-th poll (1-based): 1, 2, 5, 10, 30 minutes, then an hour."""
-    if poll_count < 1:
-        return timedelta(0)
-    return BACKOFF[poll_count - 1] if poll_count <= len(BACKOFF) else HOURLY
-
-
-def offset(poll_count: int) -> timedelta:
-    """When the next poll is due after ``poll_count`` polls, counted from the job's creation."""
-    total = sum(BACKOFF[:poll_count], timedelta(0))
-    return total + HOURLY * max(0, poll_count - len(BACKOFF))
+    """The default schedule's wait after the ``poll_count``-th poll: 1, 2, 5, 10, 30 minutes, then an hour."""
+    return DEFAULT_SCHEDULE.gap(poll_count)
 
 
 def next_poll_at(created_at: datetime, poll_count: int, now: datetime, horizon: timedelta) -> datetime:
-    """The next poll after ``poll_count`` polls: on the schedule counted from ``created_at`` (so runs a few
-    seconds late do not push every later poll back); one gap from ``now`` when the schedule is already
-    past (after an outage: no burst of catch-up polls); never past the horizon, where the last poll is."""
-    due = created_at + offset(poll_count)
-    if due <= now:
-        due = now + gap(poll_count)
-    return min(due, created_at + horizon)
+    """:meth:`Schedule.next_poll_at` of the default schedule."""
+    return DEFAULT_SCHEDULE.next_poll_at(created_at, poll_count, now, horizon)

@@ -2,6 +2,7 @@
 
     pending batch ──(credits reserved, rate limit taken)──► commit `sending` ──► gateway call
         ──► commit `sent` + job id + each recipient's gateway message id        (one transaction)
+            (a recipient the answer neither lists nor refuses: `unconfirmed`, settled by the reports)
         ──► or: rejected -> failed | no credits / auth / gateway down -> held | ambiguous -> unknown
 
 Every step is guarded by the batch's state, so a redelivered task, a second worker or a republished
@@ -13,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -34,9 +34,10 @@ from .errors import (
     RetryableGatewayError,
     StorageUnavailable,
 )
-from .gateway import Recipient
+from .gateway import Recipient, SendResult
 from .gateway.retry import unsent_retry
-from .metrics import observe_batch, observe_call
+from .matching import Ours, Refusal, Theirs, account
+from .metrics import observe_batch, observe_call, observe_unconfirmed
 from .numbers import mask
 from .schedule import next_window_start
 from .states import HoldReason, State
@@ -46,6 +47,8 @@ T = TypeVar("T")
 
 #: Longest wait for the shared rate limit before a batch is left pending (republished by the sweeper).
 LIMIT_WAIT_S = 30.0
+#: Why a message is `unconfirmed` (its last_error and event detail).
+UNCONFIRMED_REASON = "accepted call, but the gateway's answer did not list this recipient"
 
 
 @dataclass
@@ -57,7 +60,7 @@ class SendOutcome:
     failed: int = 0
     job_id: str | None = None
     detail: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    unconfirmed: int = 0
 
 
 def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
@@ -199,26 +202,21 @@ def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[
 
 
 def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[store.Outgoing],
-            credits: int, result: Any) -> SendOutcome:
-    """Match the gateway's per-recipient ids by number and order, and commit `sent` in one transaction."""
-    ids_by_number: dict[str, deque[str | None]] = defaultdict(deque)
-    for sm in result.messages:
-        ids_by_number[_digits(sm.number)].append(sm.message_id)
-    rejected = {_digits(r.number): r.reason for r in result.rejected}
-    sent_rows: list[dict[str, Any]] = []
-    failed: list[tuple[store.Outgoing, str]] = []
-    for m in messages:
-        queue = ids_by_number.get(m.number)
-        if queue:
-            gmid: str | None = queue.popleft()
-        elif m.number in rejected:
-            failed.append((m, rejected[m.number]))
-            continue
-        else:
-            gmid = None  # no per-recipient id (the single-id response shape): the job id is the link
-        sent_rows.append({"id": m.id, "gateway_message_id": gmid, "credits_charged": m.credits})
+            credits: int, result: SendResult) -> SendOutcome:
+    """Account for every recipient from the gateway's answer (:func:`dispatcher.matching.account`) and
+    commit it in one transaction: listed -> `sent` with its gateway message id, refused -> `failed`,
+    neither -> `unconfirmed` (its credits stay reserved until the delivery reports settle it)."""
+    ours = [Ours(m.id, m.number, m.text) for m in messages]
+    listed = [Theirs(sm.number, sm.text, sm.message_id) for sm in result.messages] if result.listed else None
+    acc = account(ours, listed, [Refusal(r.number, r.reason) for r in result.rejected])
+    by_id = {m.id: m for m in messages}
+    sent_rows = [{"id": mid, "gateway_message_id": acc.ids.get(mid), "credits_charged": by_id[mid].credits}
+                 for mid in acc.accepted]
+    failed = [(by_id[mid], reason) for mid, reason in acc.failed.items()]
+    charged = sum(by_id[mid].credits for mid in acc.accepted)
+    pending = sum(by_id[mid].credits for mid in acc.unconfirmed)
+    released = credits - charged - pending
     now = ctx.clock()
-    charged = sum(int(r["credits_charged"]) for r in sent_rows)
     job_id = result.job_id
 
     def write(conn: Connection) -> None:
@@ -227,22 +225,36 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
             store.move_messages(conn, [m.id], State.FAILED, now, last_error=reason[:500])
         if failed:
             store.add_events(conn, [m.id for m, _ in failed], State.FAILED, now, "rejected by gateway")
-        if job_id and sent_rows:
+        if acc.unconfirmed:
+            moved = store.move_messages(conn, acc.unconfirmed, State.UNCONFIRMED, now, gateway_job_id=job_id,
+                                        last_error=UNCONFIRMED_REASON)
+            store.add_events(conn, moved, State.UNCONFIRMED, now, UNCONFIRMED_REASON)
+        if job_id and (sent_rows or acc.unconfirmed):
             store.insert_job(conn, {"job_id": job_id, "batch_id": batch["id"], "channel": channel.value,
-                                    "size": len(sent_rows), "created_at": now, "open": True,
-                                    "next_poll_at": now, "poll_count": 0, "invalid_id_count": 0})
+                                    "size": len(sent_rows) + len(acc.unconfirmed), "created_at": now,
+                                    "open": True, "next_poll_at": now, "poll_count": 0,
+                                    "invalid_id_count": 0, "credits_reserved": credits,
+                                    "credits_charged": charged, "credits_released": released})
         store.move_batch(conn, batch["id"], ["sending"], "sent", now, job_id=job_id)
 
     _after_call(ctx, write)
     if charged:
         ctx.ledger.commit(channel.package, charged)
-    if credits - charged > 0:
-        ctx.ledger.release(channel.package, credits - charged)
+    if released > 0:
+        ctx.ledger.release(channel.package, released)
     for m, reason in failed[:5]:
         log.warning("gateway rejected %s in batch %s: %s", mask(m.number), batch["id"], reason)
-    log.info("batch %s: %d sent as job %s, %d rejected", batch["id"], len(sent_rows), job_id, len(failed))
+    if acc.unconfirmed or acc.unmatched or acc.ambiguous or acc.repeats:
+        log.warning("batch %s (job %s): the answer did not list %d of %d recipient(s) (unconfirmed until "
+                    "the delivery reports show them); %d entry(ies) fit no recipient, %d fit several, "
+                    "%d repeated",
+                    batch["id"], job_id, len(acc.unconfirmed), len(messages), acc.unmatched, acc.ambiguous,
+                    acc.repeats)
+        observe_unconfirmed(ctx, len(acc.unconfirmed))
+    log.info("batch %s: %d sent as job %s, %d unconfirmed, %d rejected", batch["id"], len(sent_rows), job_id,
+             len(acc.unconfirmed), len(failed))
     return SendOutcome(batch["id"], "sent", size=len(messages), sent=len(sent_rows), failed=len(failed),
-                       job_id=job_id)
+                       job_id=job_id, unconfirmed=len(acc.unconfirmed))
 
 
 def _after_call(ctx: Context, write: Callable[[Connection], T], budget_s: float = 120.0) -> T:
@@ -261,10 +273,6 @@ def _after_call(ctx: Context, write: Callable[[Connection], T], budget_s: float 
             log.warning("database unavailable while recording a gateway answer; retrying in %.1fs", delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-def _digits(number: str) -> str:
-    return "".join(ch for ch in str(number) if ch.isdigit())
 
 
 def _auth_failed(ctx: Context, batch_id: str, frm: str) -> SendOutcome:

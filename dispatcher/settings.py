@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     sync_interval_s: float = Field(default=30.0, gt=0, description="Beat period of the report sync")
     sync_horizon_h: float = Field(default=72.0, gt=0, description="Give up waiting for a final report")
     sync_calls_per_run: int = Field(default=200, ge=1, description="Max status calls per sync run")
+    sync_backoff_min: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=(1.0, 2.0, 5.0, 10.0, 30.0),
+        description="Minutes between the first report polls of a job, e.g. '1,2,5,10,30'")
+    sync_poll_every_min: float = Field(default=60.0, gt=0,
+                                       description="Minutes between polls after the backoff list")
+    expired_is_final: bool = Field(default=False,
+                                   description="Treat the gateway's 'Expired' as final (documented: pending)")
+    unconfirmed_polls: int = Field(default=3, ge=1,
+                                   description="Reports without an unconfirmed message before it is unknown")
 
     # --- hooks
     hook_callable: str | None = Field(default=None, description="dotted.path:function called on final state")
@@ -106,6 +115,18 @@ class Settings(BaseSettings):
                 if not sep:
                     raise ValueError(f"channel_map entry {pair!r} is not name=number")
                 out[name.strip().lower()] = int(num)
+            return out
+        return value
+
+    @field_validator("sync_backoff_min", mode="before")
+    @classmethod
+    def _parse_backoff(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p for p in value.replace(";", ",").split(",") if p.strip()]
+        if isinstance(value, list | tuple):
+            out = tuple(float(v) for v in value)
+            if not out or any(not v > 0 for v in out):
+                raise ValueError("sync_backoff_min must list one or more minutes, each > 0")
             return out
         return value
 
@@ -153,6 +174,8 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             if isinstance(value, dict):
                 value = ",".join(f"{k}={v}" for k, v in value.items())
+            elif isinstance(value, tuple):
+                value = ",".join(f"{v:g}" for v in value)
             env["SMSPOINT_CHANNEL_MAP" if name == "channel_map" else name.upper()] = str(value)
         return env
 

@@ -1,11 +1,17 @@
 """The message state machine (pure). States only move forward; final states never change.
 
     queued ──► sending ──► sent ──► delivered | undelivered | expired
-      ▲  │        │  └──► failed (gateway rejected, with reason)
+      ▲  │        │  ├──► unconfirmed ──► sent (a report lists it) | unknown (absent from the reports)
+      │  │        │  └──► failed (gateway rejected, with reason)
       │  │        ├─────► unknown (the gateway may or may not have it: never resent automatically)
       │  │        └─────► held (credits / authentication / gateway down) ──► queued
       │  └──► held ──► queued
     scheduled ──► queued           (send_at reached, or the promotional window opened)
+
+``unconfirmed``: the gateway accepted the call but its answer neither listed nor refused this message
+(the documentation promises nothing about the completeness of ``MessageData``). It is not resent; the
+delivery reports decide: listed there, it is ``sent`` (then final) like any other; absent from
+``unconfirmed_polls`` reports, it becomes ``unknown``. Its credits stay reserved until then.
 
 ``unknown`` can be resolved by an operator: ``resend`` (-> queued) or ``fail`` (-> failed).
 """
@@ -20,6 +26,7 @@ class State(StrEnum):
     QUEUED = "queued"
     HELD = "held"
     SENDING = "sending"
+    UNCONFIRMED = "unconfirmed"
     SENT = "sent"
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
@@ -42,8 +49,9 @@ ALLOWED_FROM: dict[State, frozenset[State]] = {
     State.HELD: frozenset({State.QUEUED, State.SENDING}),
     State.SCHEDULED: frozenset({State.QUEUED}),
     State.SENDING: frozenset({State.QUEUED}),
-    State.SENT: frozenset({State.SENDING}),
-    State.UNKNOWN: frozenset({State.SENDING}),
+    State.UNCONFIRMED: frozenset({State.SENDING}),
+    State.SENT: frozenset({State.SENDING, State.UNCONFIRMED}),
+    State.UNKNOWN: frozenset({State.SENDING, State.UNCONFIRMED}),
     State.DELIVERED: frozenset({State.SENT, State.UNKNOWN}),
     State.UNDELIVERED: frozenset({State.SENT, State.UNKNOWN}),
     State.EXPIRED: frozenset({State.SENT, State.UNKNOWN}),

@@ -360,10 +360,18 @@ def counts_by_state(conn: Connection, since: datetime | None = None) -> dict[tup
 
 
 def inflight_credits(conn: Connection) -> dict[str, int]:
-    """Credits of batches between `sending` and the gateway's answer, per channel."""
+    """Credits still reserved, per channel: batches between `sending` and the gateway's answer, and
+    `unconfirmed` messages (the reports have not yet shown whether the gateway charged them)."""
+    out: dict[str, int] = defaultdict(int)
     rows = conn.execute(select(B.channel, func.coalesce(func.sum(B.credits), 0))
                         .where(B.state == "sending").group_by(B.channel))
-    return {r[0]: int(r[1]) for r in rows}
+    for r in rows:
+        out[r[0]] += int(r[1])
+    rows = conn.execute(select(M.channel, func.coalesce(func.sum(M.credits), 0))
+                        .where(M.state == State.UNCONFIRMED.value).group_by(M.channel))
+    for r in rows:
+        out[r[0]] += int(r[1])
+    return dict(out)
 
 
 def batch_totals(conn: Connection, batch_id: str) -> int:
@@ -411,9 +419,57 @@ def finish_job(conn: Connection, job_id: str, owner: str, **values: Any) -> bool
 def job_messages(conn: Connection, job_id: str) -> list[dict[str, Any]]:
     """A job's messages as report matching needs them, row-locked on PostgreSQL (SQLite's BEGIN IMMEDIATE
     already holds the write lock): the states read here are the states the guarded UPDATEs see."""
-    q = (select(M.id, M.state, M.number, M.text, M.gateway_message_id, M.status_raw, M.status_remark)
-         .where(M.gateway_job_id == job_id).order_by(M.id).with_for_update())
+    q = (select(M.id, M.state, M.number, M.text, M.gateway_message_id, M.status_raw, M.status_remark,
+                M.credits).where(M.gateway_job_id == job_id).order_by(M.id).with_for_update())
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def confirm_messages(conn: Connection, ids: Sequence[str], now: datetime) -> int:
+    """unconfirmed -> sent for messages a delivery report lists: the gateway has them and charged them.
+    Returns the credits of the rows that moved."""
+    if not ids:
+        return 0
+    res = conn.execute(update(MESSAGE).where(ids_match(conn, ids), M.state == State.UNCONFIRMED.value)
+                       .values(state=State.SENT.value, credits_charged=M.credits, last_error=None,
+                               updated_at=now).returning(M.credits))
+    return sum(int(r[0]) for r in res)
+
+
+def add_job_credits(conn: Connection, job_id: str, *, charged: int = 0, released: int = 0) -> None:
+    """Add to a job's charged and released credits (its unconfirmed messages settled by the reports)."""
+    if charged or released:
+        conn.execute(update(JOB).where(J.job_id == job_id)
+                     .values(credits_charged=J.credits_charged + charged,
+                             credits_released=J.credits_released + released))
+
+
+def job_credits(conn: Connection, since: datetime | None, limit: int) -> list[dict[str, Any]]:
+    """The most recent jobs' credits (reserved, charged, released, still pending), newest first."""
+    q = select(J.job_id, J.channel, J.size, J.created_at, J.open, J.credits_reserved, J.credits_charged,
+               J.credits_released)
+    if since is not None:
+        q = q.where(J.created_at >= since)
+    rows = [dict(r._mapping) for r in conn.execute(q.order_by(J.created_at.desc(), J.job_id).limit(limit))]
+    for r in rows:
+        r["credits_pending"] = r["credits_reserved"] - r["credits_charged"] - r["credits_released"]
+    return rows
+
+
+def credit_totals(conn: Connection, since: datetime | None) -> dict[str, int]:
+    """Credits over all jobs created since ``since`` (reserved, charged, released), and the credits of
+    `unknown` and `unconfirmed` messages: what the gateway may or may not have charged."""
+    q = select(func.coalesce(func.sum(J.credits_reserved), 0), func.coalesce(func.sum(J.credits_charged), 0),
+               func.coalesce(func.sum(J.credits_released), 0))
+    if since is not None:
+        q = q.where(J.created_at >= since)
+    reserved, charged, released = conn.execute(q).one()
+    out = {"reserved": int(reserved), "charged": int(charged), "released": int(released)}
+    for state in (State.UNKNOWN, State.UNCONFIRMED):
+        mq = select(func.coalesce(func.sum(M.credits), 0)).where(M.state == state.value)
+        if since is not None:
+            mq = mq.where(M.created_at >= since)
+        out[state.value] = int(conn.execute(mq).scalar_one())
+    return out
 
 
 def write_finals(conn: Connection, to: State, rows: Sequence[dict[str, Any]], now: datetime) -> int:

@@ -18,20 +18,22 @@ import logging
 import os
 import secrets
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 
 from . import reports, store
+from .channels import Channel
 from .context import Context
 from .db import transaction
 from .errors import AuthenticationFailed, GatewayError, InvalidJobId, RetryableGatewayError
 from .gateway import DeliveryReport
 from .hooks import hooks_enabled
+from .metrics import observe_unconfirmed
 from .numbers import mask
-from .states import FINAL, State, sources
+from .states import FINAL, State
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ INVALID_ID_LIMIT = 3
 INVALID_ID_REASON = "gateway does not know job id"
 #: Reason written on messages still without a final report at the horizon.
 HORIZON_REASON = "no final delivery report"
+#: Reason written on unconfirmed messages that the delivery reports never showed.
+NOT_IN_REPORTS_REASON = ("not listed in the gateway's send answer nor in {polls} delivery report(s): the "
+                         "gateway may not have it (never resent automatically)")
 #: Wait before re-polling a job after the gateway was unavailable (no poll is counted).
 UNAVAILABLE_RETRY = timedelta(seconds=60)
 #: A run stops after this many consecutive "gateway unavailable" answers.
@@ -60,6 +65,8 @@ class SyncResult:
     unmatched: int = 0
     unknown_statuses: int = 0
     stale: int = 0
+    confirmed: int = 0  #: unconfirmed messages a report showed (now `sent` or final)
+    unconfirmed_unknown: int = 0  #: unconfirmed messages absent from enough reports (now `unknown`)
     invalid_ids: int = 0
     errors: int = 0
     closed: int = 0
@@ -73,7 +80,8 @@ class SyncResult:
 
     def add(self, other: SyncResult) -> None:
         """Add a job's counts (made in a transaction that committed) to the run's."""
-        for name in ("rows_updated", "unmatched", "unknown_statuses", "stale", "outboxed"):
+        for name in ("rows_updated", "unmatched", "unknown_statuses", "stale", "outboxed", "confirmed",
+                     "unconfirmed_unknown"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for state, n in other.finals.items():
             self.finals[state] = self.finals.get(state, 0) + n
@@ -177,18 +185,23 @@ def _record(ctx: Context, job: dict[str, Any], owner: str, report: DeliveryRepor
     """Write one job's report and bookkeeping in one transaction (nothing when the lease was lost)."""
     job_id = job["job_id"]
     now = ctx.clock()
-    horizon = timedelta(hours=ctx.settings.sync_horizon_h)
+    s = ctx.settings
+    horizon = timedelta(hours=s.sync_horizon_h)
     if give_up is None and now >= job["created_at"] + horizon:
         give_up = HORIZON_REASON
     polls = int(job["poll_count"]) + 1
     counts = SyncResult()  # added to the run's result only if the transaction commits
+    credits = _Credits()
+    schedule = reports.Schedule.of(s.sync_backoff_min, s.sync_poll_every_min)
     try:
         with transaction(ctx.engine) as conn:
             rows = store.job_messages(conn, job_id)
-            done = _apply(ctx, conn, job_id, rows, report, give_up, now, counts)
+            done = _apply(ctx, conn, job_id, rows, report, give_up, now, counts, credits,
+                          settle_unconfirmed=report is not None and polls >= s.unconfirmed_polls,
+                          polls=polls)
             values: dict[str, Any] = {"poll_count": polls, "last_polled_at": now,
-                                      "next_poll_at": reports.next_poll_at(job["created_at"], polls, now,
-                                                                           horizon)}
+                                      "next_poll_at": schedule.next_poll_at(job["created_at"], polls, now,
+                                                                            horizon)}
             if invalid_id_count is not None:
                 values["invalid_id_count"] = invalid_id_count
             if done:
@@ -203,17 +216,42 @@ def _record(ctx: Context, job: dict[str, Any], owner: str, report: DeliveryRepor
     result.add(counts)
     result.jobs += 1
     result.closed += done
+    credits.settle(ctx, job["channel"])
+    observe_unconfirmed(ctx, counts.confirmed, "confirmed")
+    observe_unconfirmed(ctx, counts.unconfirmed_unknown, "unknown")
+
+
+@dataclass
+class _Credits:
+    """Credits of a job's unconfirmed messages settled by this poll, applied to the shared ledger only
+    after the transaction committed (a crash in between is corrected by the sweeper's in-flight resync)."""
+
+    charged: int = 0
+    released: int = 0
+
+    def settle(self, ctx: Context, channel: str) -> None:
+        package = Channel(channel).package
+        if self.charged:
+            ctx.ledger.commit(package, self.charged)
+        if self.released:
+            ctx.ledger.release(package, self.released)
 
 
 def _apply(ctx: Context, conn: Connection, job_id: str, rows: list[dict[str, Any]],
-           report: DeliveryReport | None, give_up: str | None, now: datetime, result: SyncResult) -> bool:
-    """The job's message writes; returns True when every message of the job is now final."""
+           report: DeliveryReport | None, give_up: str | None, now: datetime, result: SyncResult,
+           credits: _Credits, *, settle_unconfirmed: bool, polls: int) -> bool:
+    """The job's message writes; returns True when the job needs no more polls: every message final, or
+    the job given up (its `unknown` messages are left to an operator)."""
     states = {r["id"]: r["state"] for r in rows}
     outbox: list[tuple[str, str]] = []
     if report is not None:
-        matching = reports.match(report.entries, [reports.Candidate(**r) for r in rows])
+        candidates = [reports.Candidate(**r) for r in rows]
+        matching = reports.match(report.entries, candidates)
         _log_unmatched(job_id, matching.unmatched)
-        plan = reports.plan(matching.pairs)
+        pairs = _confirm(ctx, conn, job_id, matching.pairs, now, result, credits)
+        for m, _ in pairs:
+            states[m.id] = m.state
+        plan = reports.plan(pairs, expired_final=ctx.settings.expired_is_final)
         for to, changes in plan.finals.items():
             n = store.write_finals(conn, to, [_params(c) for c in changes], now)
             _check(job_id, to, n, len(changes))
@@ -229,8 +267,13 @@ def _apply(ctx: Context, conn: Connection, job_id: str, rows: list[dict[str, Any
         result.stale += plan.stale
         for name, n in plan.unknown_statuses.items():
             log.warning("sync: job %s: %d report(s) with unknown status %r (kept verbatim)", job_id, n, name)
+    waiting = [mid for mid, st in states.items() if st == State.UNCONFIRMED.value]
+    if waiting and (settle_unconfirmed or give_up is not None):
+        reason = give_up or NOT_IN_REPORTS_REASON.format(polls=polls)
+        cost = {r["id"]: int(r["credits"]) for r in rows}
+        _unconfirmed_to_unknown(conn, job_id, waiting, reason, now, result, credits, states, cost)
     if give_up is not None:
-        ids = [mid for mid, st in states.items() if st in sources(State.EXPIRED)]
+        ids = [mid for mid, st in states.items() if st == State.SENT.value]
         moved = store.move_messages(conn, ids, State.EXPIRED, now, last_error=give_up)
         store.add_events(conn, moved, State.EXPIRED, now, give_up)
         result.count_final(State.EXPIRED, len(moved))
@@ -242,7 +285,46 @@ def _apply(ctx: Context, conn: Connection, job_id: str, rows: list[dict[str, Any
             log.info("sync: job %s: %d message(s) expired: %s", job_id, len(moved), give_up)
     if outbox and hooks_enabled(ctx.settings):
         result.outboxed += store.insert_outbox(conn, outbox, now)
-    return all(st in FINAL for st in states.values())
+    return give_up is not None or all(st in FINAL for st in states.values())
+
+
+def _confirm(ctx: Context, conn: Connection, job_id: str,
+             pairs: list[tuple[reports.Candidate, Any]], now: datetime, result: SyncResult,
+             credits: _Credits) -> list[tuple[reports.Candidate, Any]]:
+    """Unconfirmed messages a report lists: the gateway has them (and charged them): `sent`, then planned
+    like any other. Returns the pairs with those candidates' states updated."""
+    ids = [m.id for m, _ in pairs if m.state == State.UNCONFIRMED.value]
+    if not ids:
+        return pairs
+    charged = store.confirm_messages(conn, ids, now)
+    store.add_events(conn, ids, State.SENT, now, "listed by a delivery report")
+    store.add_job_credits(conn, job_id, charged=charged)
+    credits.charged += charged
+    result.confirmed += len(ids)
+    result.rows_updated += len(ids)
+    log.info("sync: job %s: %d unconfirmed message(s) found in the delivery report: sent", job_id, len(ids))
+    return [(replace(m, state=State.SENT.value) if m.state == State.UNCONFIRMED.value else m, e)
+            for m, e in pairs]
+
+
+def _unconfirmed_to_unknown(conn: Connection, job_id: str, ids: list[str], reason: str, now: datetime,
+                            result: SyncResult, credits: _Credits, states: dict[str, str],
+                            cost: dict[str, int]) -> None:
+    """Unconfirmed messages the reports never showed: `unknown` (an operator decides); their credits are
+    released (the gateway's balance corrects that if it did charge them)."""
+    moved = store.move_messages(conn, ids, State.UNKNOWN, now, last_error=reason[:500])
+    if not moved:
+        return
+    store.add_events(conn, moved, State.UNKNOWN, now, reason[:500])
+    released = sum(cost[mid] for mid in moved)
+    store.add_job_credits(conn, job_id, released=released)
+    credits.released += released
+    result.unconfirmed_unknown += len(moved)
+    result.rows_updated += len(moved)
+    for mid in moved:
+        states[mid] = State.UNKNOWN.value
+    log.error("sync: job %s: %d unconfirmed message(s) absent from the delivery reports: UNKNOWN (%s)",
+              job_id, len(moved), reason)
 
 
 def _params(c: reports.Change) -> dict[str, Any]:

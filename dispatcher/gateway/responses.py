@@ -84,11 +84,12 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class SentMessage:
-    """A recipient the gateway accepted, with the message id it gave."""
+    """A recipient the gateway accepted, with the message id it gave; ``number`` as the answer wrote it
+    (with or without 91), ``text`` None when the answer did not echo the message."""
 
     number: str
     message_id: str
-    text: str
+    text: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +102,16 @@ class RejectedRecipient:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """An accepted send. ``messages`` may be empty for the single-id bulk shape (see :func:`parse_send`)."""
+    """An accepted send. ``listed`` is False for the single-id bulk shape, which names no recipient (see
+    :func:`parse_send`); otherwise ``messages`` is MessageData as answered: in any order, possibly with
+    recipients missing or listed twice (:mod:`dispatcher.matching` accounts for every recipient)."""
 
     job_id: str | None
     messages: list[SentMessage] = field(default_factory=list)
     rejected: list[RejectedRecipient] = field(default_factory=list)
     message: str = ""
     error_code: str = ""
+    listed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +263,6 @@ def parse_send(doc: Mapping[str, Any], recipients: Sequence[Recipient] = ()) -> 
     message = _text(_get(doc, "message"), "message") or error_message(data)
     code = _get(data, "ErrorCode")
     error_code = f"{code:03d}" if type(code) is int else _text(code, "ErrorCode")
-    texts = {x.number: x.text for x in recipients}
     job_id = _text(_get(data, "JobId", "job_id"), "JobId")
     rows = _get(data, "MessageData")
     rejected_rows = _list(_get(data, "Rejected") or [], "data.Rejected")
@@ -274,12 +277,12 @@ def parse_send(doc: Mapping[str, Any], recipients: Sequence[Recipient] = ()) -> 
         refused = {x.number for x in rejected}
         if len(recipients) == 1 and recipients[0].number not in refused:
             messages.append(SentMessage(recipients[0].number, job_id, recipients[0].text))
-        return SendResult(job_id, messages, rejected, message, error_code or "")
+        return SendResult(job_id, messages, rejected, message, error_code or "", listed=bool(messages))
     for i, row in enumerate(_list(rows if rows is not None else [], "data.MessageData")):
         number = _req(_get(row, "Number", "number", "mobile_number"), f"MessageData[{i}].Number")
         text = _text(_get(row, "message", "text"), f"MessageData[{i}].message")
         messages.append(SentMessage(number, _req(_get(row, "message_id"), f"MessageData[{i}].message_id"),
-                                    text if text is not None else texts.get(number, "")))
+                                    text))
     if job_id is None:
         raise Malformed("MessageData without a JobId")
     return SendResult(job_id, messages, rejected, message, error_code or "")
