@@ -5,14 +5,19 @@ the control API (merge, clear, 400s naming the key), flags restored by reset, an
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from rich.console import Console
 
-from dispatcher.demo import infra
+from dispatcher.demo import DemoOptions, infra
 from dispatcher.demo.procs import Children
+from dispatcher.demo.runner import Demo
+from dispatcher.errors import ConfigurationError
+from dispatcher.settings import Settings
 from dispatcher.simulator import DEFAULT_API_KEY, AdminClient, SimulatorProcess
 from dispatcher.simulator.samples import otp_text
 from dispatcher.simulator.variants import Variants
@@ -95,8 +100,6 @@ def test_flags_set_variants_and_reset_returns_to_them(simulator_factory: Any) ->
 
 def test_bad_variant_flag_stops_the_simulator_at_start() -> None:
     """A variant flag out of range makes python -m dispatcher.simulator exit with an error naming it."""
-    import sys
-
     proc = subprocess.run([sys.executable, "-m", "dispatcher.simulator", "--port", "0", "--omit-rate", "3"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "omit_rate" in proc.stderr
@@ -298,3 +301,20 @@ def test_demo_refuses_a_bad_sim_variants_value(tmp_path: Path, redis_url: str) -
                           timeout=120)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "order must be one of" in proc.stdout
+
+
+def test_demo_sets_the_variants_on_a_simulator_it_did_not_start(tmp_path: Path,
+                                                               shared_simulator: SimulatorProcess) -> None:
+    """With SMSPOINT_BASE_URL at a running simulator, the demo sets --sim-variants through its control API;
+    with a real gateway it refuses them."""
+    def demo(url: str) -> Demo:
+        base = Settings(smspoint_base_url=url, smspoint_api_key=shared_simulator.api_key)
+        return Demo(DemoOptions(sim_variants="code=absent,repeat_rate=0.5"), base, tmp_path,
+                    Children(tmp_path / "logs"), Console(file=None, quiet=True), flower_password="unused",
+                    sync=False)
+
+    gw = demo(shared_simulator.base_url)._gateway()
+    assert gw.simulator and not gw.started
+    assert shared_simulator.admin.variants() == DEFAULTS | {"code": "absent", "repeat_rate": 0.5}
+    with pytest.raises(ConfigurationError, match="--sim-variants needs the simulator"):
+        demo("http://127.0.0.1:9/api/v1")._gateway()
