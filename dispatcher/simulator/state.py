@@ -119,7 +119,7 @@ class SimState:
         self.report_shape = cfg.report_shape
         self.variants = Variants()
         self.variants.update(cfg.variants)
-        self.spent = dict.fromkeys(PACKAGES, 0)  #: credits charged per package since the reset
+        self.spent = dict.fromkeys(_BALANCE_ORDER, 0)  #: credits charged per package since the reset
         self.clock_offset = 0.0
         self.messages: dict[str, Message] = {}
         self.ledger: list[Message] = []
