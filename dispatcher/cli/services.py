@@ -135,7 +135,10 @@ def demo(ctx: typer.Context,
          to: str | None = typer.Option(None, "--to", help="Real gateway only: your own test numbers, "
                                                          "comma-separated (the demo sends to these only)."),
          yes: bool = typer.Option(False, "--yes", "-y", help="Real gateway: do not ask for confirmation."),
-         timeout: float = typer.Option(600.0, "--timeout", help="Give up waiting for final states after (s).")
+         timeout: float = typer.Option(600.0, "--timeout",
+                                       help="Give up waiting for final states after (s)."),
+         sim_variants: str = typer.Option("", "--sim-variants", help="Simulator answer variants, e.g. "
+                                          "order=shuffled,omit_rate=0.05 (docs/simulator.md).")
          ) -> None:
     """Run the whole system locally with a realistic mix; Ctrl-C stops it all.
 
@@ -155,7 +158,7 @@ def demo(ctx: typer.Context,
 
     code = run(DemoOptions(messages=messages, keep_running=keep_running, flower=not no_flower,
                            to=[x.strip() for x in to.split(",") if x.strip()] if to else [], yes=yes,
-                           timeout_s=timeout))
+                           timeout_s=timeout, sim_variants=sim_variants))
     raise typer.Exit(code)
 
 

@@ -40,6 +40,8 @@ class DemoOptions:
     yes: bool = False
     timeout_s: float = 600.0
     run_dir: Path = Path("demo-run")
+    #: simulator answer variants, ``name=value,...`` (docs/simulator.md); only with the simulator
+    sim_variants: str = ""
 
 
 def sync_available() -> bool:

@@ -102,10 +102,12 @@ def is_simulator(base_url: str) -> bool:
         return False
 
 
-def start_simulator(children: Children, api_key: str) -> Gateway:
-    """The gateway simulator on a free loopback port, with the demo's short lifecycle."""
+def start_simulator(children: Children, api_key: str, variants: str = "") -> Gateway:
+    """The gateway simulator on a free loopback port, with the demo's short lifecycle (and ``variants``,
+    ``name=value,...``, if given)."""
     argv = [sys.executable, "-m", "dispatcher.simulator", "--host", "127.0.0.1", "--port", "0",
-            "--api-key", api_key, "--seed", "2024", *SIM_LIFECYCLE]
+            "--api-key", api_key, "--seed", "2024", *SIM_LIFECYCLE,
+            *(["--variants", variants] if variants else [])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = children.start("simulator", argv, env)
     base_url = child.wait_for(SIM_ANNOUNCE, 30.0)

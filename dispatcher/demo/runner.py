@@ -22,7 +22,9 @@ from ..db import dispose_all, upgrade
 from ..errors import ConfigurationError, ValidationError
 from ..numbers import mask
 from ..settings import Settings
+from ..simulator.admin import AdminClient
 from ..simulator.state import DEFAULT_API_KEY
+from ..simulator.variants import parse as parse_variants
 from . import infra, mix, view
 from .procs import Children, free_port
 
@@ -99,15 +101,28 @@ class Demo:
 
     def _gateway(self) -> infra.Gateway:
         base = self.base
+        variants = self.opts.sim_variants
+        changes = parse_variants(variants)  # a bad value stops the demo before anything starts
         if "smspoint_base_url" in base.model_fields_set:
             url, key = base.smspoint_base_url, base.smspoint_api_key.get_secret_value()
             if infra.is_simulator(url):
                 self.say(f"  gateway    the simulator at {url} (from SMSPOINT_BASE_URL)")
+                if changes:
+                    admin = AdminClient(url.rstrip("/").removesuffix("/api/v1"))
+                    try:
+                        admin.variants(**changes)
+                    finally:
+                        admin.close()
+                    self.say(f"  variants   {escape(variants)} (set on that simulator until its next reset)")
                 return infra.Gateway(url, key or DEFAULT_API_KEY, simulator=True, started=False)
+            if changes:
+                raise ConfigurationError("--sim-variants needs the simulator, not a real gateway")
             return self._real_gateway(url, key)
-        gw = infra.start_simulator(self.children, DEFAULT_API_KEY)
+        gw = infra.start_simulator(self.children, DEFAULT_API_KEY, variants)
         self.say(f"  gateway    simulator at {gw.base_url} (final statuses within seconds; "
                  "set SMSPOINT_BASE_URL to use the real gateway)")
+        if changes:
+            self.say(f"  variants   {escape(variants)} (the simulator's answers; docs/simulator.md)")
         return gw
 
     def _real_gateway(self, url: str, key: str) -> infra.Gateway:

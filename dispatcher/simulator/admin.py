@@ -108,3 +108,14 @@ class AdminClient:
     def set_catalog(self, catalog: dict[str, Any]) -> dict[str, Any]:
         """Replace the sender ids and templates (``{"senders": [...], "templates": [...]}``)."""
         return self._call("POST", "catalog", catalog)  # type: ignore[no-any-return]
+
+    def variants(self, **changes: Any) -> dict[str, Any]:
+        """The answer variants (see variants.Variants); with arguments, merge them first
+        (``variants(order="shuffled", omit_rate=0.1)``; ``clear=True`` first returns to the defaults)."""
+        if not changes:
+            return self._call("GET", "variants")  # type: ignore[no-any-return]
+        return self._call("POST", "variants", changes)  # type: ignore[no-any-return]
+
+    def spent(self) -> dict[str, int]:
+        """Credits charged per package since the last reset: ``{"OTP": n, "Promotional": n, ...}``."""
+        return self._call("GET", "spent")  # type: ignore[no-any-return]

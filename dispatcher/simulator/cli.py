@@ -12,6 +12,8 @@ from .faults import Faults
 from .lifecycle import Lifecycle
 from .server import HTTP_CHOICES, serve
 from .state import DEFAULT_API_KEY, REPORT_SHAPES, SEND_SHAPES, SimConfig, parse_channel_map
+from .variants import Variants, choices
+from .variants import parse as parse_variants
 
 
 def parse_credits(text: str) -> dict[str, int]:
@@ -69,7 +71,33 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             fault.add_argument(flag, type=float, default=None, dest=f"fault_{f.name}", metavar="N",
                                help=f"default {f.default}")
+    _variant_flags(p)
     return p
+
+
+def _variants(text: str) -> dict[str, object]:
+    try:
+        return parse_variants(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _variant_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("answer variants (docs/simulator.md; also POST /_sim/variants)")
+    group.add_argument("--variants", type=_variants, default=None, metavar="NAME=VALUE,...",
+                       help="several at once, e.g. order=shuffled,omit_rate=0.1 (the flags below win)")
+    for f in fields(Variants):
+        flag = "--" + f.name.replace("_", "-")
+        dest = f"variant_{f.name}"
+        if f.name == "text_in_answer":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, dest=dest,
+                               help="MessageData entries carry 'message' (default: yes)")
+        elif choices(f.name):
+            group.add_argument(flag, choices=choices(f.name), default=None, dest=dest,
+                               help=f"default {f.default}")
+        else:
+            group.add_argument(flag, type=float, default=None, dest=dest, metavar="RATE",
+                               help=f"in [0, 1], default {f.default}")
 
 
 def config_from_args(ns: argparse.Namespace) -> SimConfig:
@@ -85,6 +113,8 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
                      if opts[f"life_{f.name}"] is not None}
     cfg.faults = {f.name: opts[f"fault_{f.name}"] for f in fields(Faults)
                   if opts[f"fault_{f.name}"] is not None}
+    cfg.variants = dict(ns.variants or {}) | {f.name: opts[f"variant_{f.name}"] for f in fields(Variants)
+                                               if opts[f"variant_{f.name}"] is not None}
     return cfg
 
 
@@ -96,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         from .state import SimState
 
-        SimState(cfg)  # fail fast on a bad catalog, lifecycle or fault value
+        SimState(cfg)  # fail fast on a bad catalog, lifecycle, fault or variant value
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
     if ns.http == "httptools" and importlib.util.find_spec("httptools") is None:

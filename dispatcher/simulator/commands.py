@@ -1,9 +1,10 @@
 """The six gateway commands over the simulator's state. Pure request -> response logic (no HTTP here).
 
 A send is checked in this order: parameters, channel, is_unicode, sender id, template, recipient count,
-then each recipient (number, text against the template); then credits for all accepted recipients at
-once (all-or-nothing), then acceptance. Per-recipient problems do not fail a bulk call: the other
-recipients are accepted and the rejected ones listed in ``data.Rejected`` (an extension).
+then each recipient (number, text against the template); then (with the ``drop_rate`` variant) the
+recipients the gateway silently loses are set aside; then credits for all the others at once
+(all-or-nothing), then acceptance. Per-recipient problems do not fail a bulk call: the other recipients
+are accepted and the rejected ones listed in ``data.Rejected`` (an extension).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from . import responses as r
 from .catalog import Template
 from .lifecycle import MAGIC_INVALID, decide
 from .state import Message, SimState
+from .variants import kept
 
 MAX_RECIPIENTS = 2000
 _NON_DIGITS = re.compile(r"\D")
@@ -152,10 +154,12 @@ def send(state: SimState, params: dict[str, Any], *, bulk: bool) -> Outcome:
     items = (_bulk_recipients(params["recipient"]) if bulk
              else [{"number": params["recipient"], "text": params["message"]}])
     accepted: list[tuple[str, str, int]] = []
+    positions: list[int] = []
     rejected: list[dict[str, str]] = []
-    for item in items:
+    for position, item in enumerate(items):
         try:
             accepted.append(_check(state, template, item.get("number"), item.get("text")))
+            positions.append(position)
         except Reject as exc:
             if not bulk:
                 raise Reject(exc.message, {"Rejected": [{"Number": _text(item.get("number")),
@@ -163,21 +167,26 @@ def send(state: SimState, params: dict[str, Any], *, bulk: bool) -> Outcome:
             rejected.append({"Number": _text(item.get("number")), "reason": f"{exc.message}: {exc.data}"})
     if not accepted:
         raise Reject(r.NO_VALID_RECIPIENTS, {"Rejected": rejected})
+    variants, seed = state.variants, state.seed
+    if variants.drop_rate > 0:  # silently lost: never charged, never in the ledger, yet "success"
+        keep = kept(variants.drop_rate, seed, state.peek_job_id(), positions)
+        accepted = [a for a, k in zip(accepted, keep, strict=True) if k]
     package = state.channel_map[channel]
     needed = sum(c for _, _, c in accepted)
     if state.faults.faults.credits_exhausted or needed > state.credits[package]:
         raise Reject(r.NO_CREDITS)
     state.credits[package] -= needed
+    state.spent[package] += needed
     job_id = state.new_job_id()
     now = state.now()
-    lifecycle, seed = state.lifecycle, state.seed
+    lifecycle = state.lifecycle
     messages = []
     for number, text, credits in accepted:
         mid = state.new_message_id()
         messages.append(Message(mid, job_id, number, text, sender_id, template.template_id, channel,
                                 is_unicode, credits, now, decide(lifecycle, seed, mid, number, now)))
     state.add_job(job_id, messages)
-    body = r.sent(job_id, messages, rejected, shape=state.send_shape, bulk=bulk)
+    body = r.sent(job_id, messages, rejected, shape=state.send_shape, bulk=bulk, variants=variants, seed=seed)
     return Outcome(body, len(items), job_id)
 
 
@@ -192,7 +201,9 @@ def delivery_status(state: SimState, params: dict[str, Any]) -> Outcome:
         if single is None:
             raise Reject(r.INVALID_MESSAGE_ID)
         messages = [single]
-    return Outcome(r.report(state.seed, key, messages, state.now(), state.report_shape), len(messages), key)
+    body = r.report(state.seed, key, messages, state.now(), state.report_shape,
+                    state.variants.report_number_format)
+    return Outcome(body, len(messages), key)
 
 
 def run(state: SimState, command: str, params: dict[str, Any]) -> Outcome:

@@ -45,7 +45,20 @@ class Control:
     async def health(self, request: Request) -> dict[str, Any]:
         state = self.state
         return {"ok": True, "seed": state.seed, "messages": len(state.ledger), "calls": state.calls_total,
-                "now": state.now()}
+                "now": state.now(), "spent": dict(state.spent)}
+
+    async def spent(self, request: Request) -> dict[str, int]:
+        """Credits charged per package since the last reset: what the gateway took."""
+        return dict(self.state.spent)
+
+    async def variants(self, request: Request) -> dict[str, Any]:
+        if request.method == "POST":
+            body = await _body(request)
+            clear = body.pop("clear", False)
+            if not isinstance(clear, bool):
+                raise ValueError(f"clear must be true or false; got {clear!r}")
+            self.state.variants.update(body, clear=clear)
+        return self.state.variants.to_dict()
 
     async def faults(self, request: Request) -> dict[str, Any]:
         if request.method == "POST":
@@ -112,7 +125,7 @@ def _endpoint(fn: Callable[[Request], Awaitable[Any]]) -> Handler:
 _ROUTES = {
     "health": ["GET"], "faults": ["GET", "POST"], "credits": ["GET", "POST"], "ledger": ["GET"],
     "calls": ["GET"], "reset": ["POST"], "clock": ["GET", "POST"], "lifecycle": ["GET", "POST"],
-    "shapes": ["GET", "POST"], "catalog": ["GET", "POST"],
+    "shapes": ["GET", "POST"], "catalog": ["GET", "POST"], "variants": ["GET", "POST"], "spent": ["GET"],
 }
 
 

@@ -16,6 +16,7 @@ from ..channels import PACKAGES, Channel
 from .catalog import Catalog
 from .faults import FaultInjector, Faults
 from .lifecycle import Fate, Lifecycle, status_at
+from .variants import Variants
 
 DEFAULT_API_KEY = "simulator-key"
 DEFAULT_CREDITS = 1_000_000
@@ -61,6 +62,7 @@ class SimConfig:
     first_job_id: int | None = None  #: None: 123456789 when seeded, else derived from the clock
     first_message_id: int | None = None
     calls_kept: int = 200_000  #: the call log keeps this many most recent calls
+    variants: dict[str, Any] = field(default_factory=dict)  #: answer variants (variants.Variants fields)
 
 
 @dataclass(slots=True)
@@ -78,6 +80,7 @@ class Message:
     credits: int
     accepted_at: float  # simulated epoch seconds
     fate: Fate
+    in_answer: int = 1  # times the send answer's MessageData listed it (0: omitted, or no MessageData)
 
     def status(self, now: float) -> tuple[str, str]:
         return status_at(self.fate, now)
@@ -88,7 +91,7 @@ class Message:
                 "text": self.text, "sender_id": self.sender_id, "template_id": self.template_id,
                 "channel": self.channel, "is_unicode": self.is_unicode, "credits": self.credits,
                 "accepted_at": self.accepted_at, "status": status, "remark": remark,
-                "fate": self.fate.fate}
+                "fate": self.fate.fate, "in_answer": self.in_answer}
 
 
 class SimState:
@@ -114,6 +117,9 @@ class SimState:
         self.faults.update(cfg.faults, clear=True)
         self.send_shape = cfg.send_shape
         self.report_shape = cfg.report_shape
+        self.variants = Variants()
+        self.variants.update(cfg.variants)
+        self.spent = dict.fromkeys(_BALANCE_ORDER, 0)  #: credits charged per package since the reset
         self.clock_offset = 0.0
         self.messages: dict[str, Message] = {}
         self.ledger: list[Message] = []
@@ -136,6 +142,10 @@ class SimState:
             raise ValueError("the clock only moves forward")
         self.clock_offset += seconds
         return self.now()
+
+    def peek_job_id(self) -> str:
+        """The id the next job will get (not taken)."""
+        return str(self._next_job)
 
     def new_job_id(self) -> str:
         self._next_job += 1
