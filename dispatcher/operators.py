@@ -66,6 +66,11 @@ class Report:
     delivery_rate: float | None
     credits_charged: int
     latency_s: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    #: over the gateway jobs of the period: reserved, charged, released; and the credits of `unknown`
+    #: (unaccounted for: the gateway may have charged them) and `unconfirmed` (awaiting reports) messages
+    credits: dict[str, int] = field(default_factory=dict)
+    #: the most recent jobs' credits (job_id, channel, size, reserved, charged, released, pending)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -73,9 +78,12 @@ class Report:
         return out
 
 
-def report(ctx: Context, since: datetime | None = None) -> Report:
-    """The operator's report over messages created at or after ``since`` (all messages when None)."""
+def report(ctx: Context, since: datetime | None = None, jobs: int = 0) -> Report:
+    """The operator's report over messages created at or after ``since`` (all messages when None), with
+    the credits of the ``jobs`` most recent gateway jobs."""
     with transaction(ctx.engine) as conn:
+        credits = store.credit_totals(conn, since)
+        recent = store.job_credits(conn, since, jobs) if jobs else []
         counts = store.counts_by_state(conn, since)
         q = select(func.coalesce(func.sum(M.credits_charged), 0))
         charged = int(conn.execute(q if since is None else q.where(M.created_at >= since)).scalar_one())
@@ -90,8 +98,10 @@ def report(ctx: Context, since: datetime | None = None) -> Report:
         by_channel.setdefault(channel, {})[state] = n
     reported = sum(by_state.get(s.value, 0) for s in REPORTED)
     rate = by_state.get(State.DELIVERED.value, 0) / reported if reported else None
+    for job in recent:
+        job["created_at"] = job["created_at"].isoformat()
     return Report(since, sum(by_state.values()), by_state, by_channel,
-                  sum(by_state.get(s.value, 0) for s in ACCEPTED), rate, charged, lat)
+                  sum(by_state.get(s.value, 0) for s in ACCEPTED), rate, charged, lat, credits, recent)
 
 
 def _seconds(conn: Connection, end: Any) -> ColumnElement[Any]:

@@ -405,7 +405,7 @@ def lease_job(conn: Connection, job_id: str, owner: str, now: datetime,
         update(JOB).where(J.job_id == job_id, J.open.is_(True), J.next_poll_at <= now,
                           or_(J.lease_until.is_(None), J.lease_until < now))
         .values(lease_until=until, lease_owner=owner)
-        .returning(J.job_id, J.created_at, J.poll_count, J.invalid_id_count)).first()
+        .returning(J.job_id, J.channel, J.created_at, J.poll_count, J.invalid_id_count)).first()
     return dict(row._mapping) if row else None
 
 

@@ -13,7 +13,8 @@ from .common import fmt_rate, fmt_seconds, fmt_time, out, print_json, state
 
 JSON_HELP = "Print the result as JSON (for scripts)."
 #: Report rows in the order a message moves through them.
-STATE_ORDER = [s.value for s in (State.SCHEDULED, State.QUEUED, State.HELD, State.SENDING, State.SENT,
+STATE_ORDER = [s.value for s in (State.SCHEDULED, State.QUEUED, State.HELD, State.SENDING, State.UNCONFIRMED,
+                                 State.SENT,
                                  State.DELIVERED, State.UNDELIVERED, State.EXPIRED, State.FAILED,
                                  State.UNKNOWN)]
 
@@ -21,6 +22,8 @@ STATE_ORDER = [s.value for s in (State.SCHEDULED, State.QUEUED, State.HELD, Stat
 def report(ctx: typer.Context,
            since: str | None = typer.Option(None, "--since",
                                             help="Only messages created since: 90s, 15m, 1h, 2d, 1w or ISO."),
+           jobs: int = typer.Option(0, "--jobs", min=0,
+                                    help="Also list the credits of this many most recent gateway jobs."),
            as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Counts by state and channel, delivery rate, credits, and latencies.
 
@@ -29,15 +32,19 @@ def report(ctx: typer.Context,
         smsdispatch report
         smsdispatch report --since 1h
         smsdispatch report --since 2025-01-31T09:00+05:30 --json
+        smsdispatch report --jobs 20
 
     Delivery rate = delivered / (delivered + undelivered + expired), that is
-    among the messages whose delivery report is in. Latencies are p50 / p95
+    among the messages whose delivery report is in. Credits: reserved for
+    the gateway calls, charged (what the gateway's answers and reports show
+    it took), released; "unaccounted for" are the credits of unknown
+    messages (the gateway may have charged them: its balance tells). Latencies are p50 / p95
     of enqueue -> sent and enqueue -> delivered.
     """
     st = state(ctx)
     tz = st.settings.timezone
     when = operators.parse_since(since, st.ctx.clock(), tz) if since else None
-    rep = operators.report(st.ctx, when)
+    rep = operators.report(st.ctx, when, jobs)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -64,12 +71,30 @@ def render_report(console: Console, rep: operators.Report, tz: str) -> None:
     summary.add_row("accepted by the gateway", f"{rep.accepted:,}")
     summary.add_row("delivery rate", fmt_rate(rep.delivery_rate))
     summary.add_row("credits charged", f"{rep.credits_charged:,}")
+    c = rep.credits
+    if c:
+        summary.add_row("credits of gateway jobs", f"reserved {c['reserved']:,}, charged {c['charged']:,}, "
+                                                   f"released {c['released']:,}")
+        summary.add_row("credits unaccounted for", f"{c['unknown']:,} (unknown messages: the gateway may "
+                                                   "have charged them)")
+        if c["unconfirmed"]:
+            summary.add_row("credits awaiting reports", f"{c['unconfirmed']:,} (unconfirmed messages)")
     for name, label in (("enqueue_to_sent", "enqueue -> sent"),
                         ("enqueue_to_delivered", "enqueue -> delivered")):
         lat = rep.latency_s.get(name, {})
         summary.add_row(label, f"p50 {fmt_seconds(lat.get('p50'))}, p95 {fmt_seconds(lat.get('p95'))} "
                          f"({lat.get('count', 0):,} messages)")
     console.print(summary)
+    if rep.jobs:
+        jt = Table(title="recent gateway jobs: credits", title_justify="left")
+        for name, justify in (("job id", "left"), ("channel", "left"), ("messages", "right"),
+                              ("reserved", "right"), ("charged", "right"), ("released", "right"),
+                              ("pending", "right")):
+            jt.add_column(name, justify=justify, no_wrap=name == "job id")  # type: ignore[arg-type]
+        for j in rep.jobs:
+            jt.add_row(str(j["job_id"]), j["channel"], f"{j['size']:,}", f"{j['credits_reserved']:,}",
+                       f"{j['credits_charged']:,}", f"{j['credits_released']:,}", f"{j['credits_pending']:,}")
+        console.print(jt)
 
 
 # --------------------------------------------------------------------------- unknown
