@@ -124,7 +124,7 @@ def test_the_record_is_true_in_every_answer_variant(make_stack, variant: str) ->
     charged: Counter[str] = Counter()
     for r in rows:
         charged[Channel(r.channel).package] += r.credits_charged or 0
-    assert {p: charged.get(p, 0) for p in spent} == spent, f"{variant}: charged credits differ from the gateway"
+    assert {p: charged.get(p, 0) for p in spent} == spent, f"{variant}: charged credits differ"
     with transaction(stack.ctx.engine) as conn:
         jobs = conn.execute(select(JOB.c.credits_reserved, JOB.c.credits_charged,
                                    JOB.c.credits_released)).all()
