@@ -184,3 +184,33 @@ def test_a_run_far_behind_waits_one_gap_and_the_horizon_caps_the_schedule() -> N
     assert next_poll_at(t0, 3, late, timedelta(hours=72)) == late + timedelta(minutes=5)
     assert next_poll_at(t0, 80, t0 + timedelta(hours=71, minutes=30), timedelta(hours=72)) == \
         t0 + timedelta(hours=72)
+
+
+def test_the_schedule_comes_from_settings() -> None:
+    """SYNC_BACKOFF_MIN and SYNC_POLL_EVERY_MIN replace the defaults; a bad list is refused by name."""
+    from pydantic import ValidationError
+
+    from dispatcher.settings import Settings
+
+    s = Settings(sync_backoff_min="0.5, 3", sync_poll_every_min=15)
+    sched = reports.Schedule.of(s.sync_backoff_min, s.sync_poll_every_min)
+    assert [sched.gap(n) for n in range(1, 5)] == [timedelta(seconds=30), timedelta(minutes=3),
+                                                   timedelta(minutes=15), timedelta(minutes=15)]
+    assert Settings().sync_backoff_min == (1, 2, 5, 10, 30)
+    env = Settings(sync_backoff_min="2,4").to_env()
+    assert env["SYNC_BACKOFF_MIN"] == "2,4"
+    for bad in ("", "1,0", "1,-2", "x"):
+        with pytest.raises(ValidationError, match="sync_backoff_min"):
+            Settings(sync_backoff_min=bad)
+
+
+@pytest.mark.parametrize("raw", ["Expired", "EXPIRED", "expired"])
+def test_expired_is_pending_unless_the_account_says_final(raw: str) -> None:
+    """Documented reading: Expired = pending, en route (stays sent); EXPIRED_IS_FINAL makes it final."""
+    assert map_status(raw) == reports.Mapped(State.SENT, False)
+    assert map_status(raw, True) == reports.Mapped(State.EXPIRED, True)
+    p = plan([(cand("a", "919000000001", "hi"), DeliveryEntry("9000000001", "g", raw, None, "hi"))],
+             expired_final=True)
+    assert [c.id for c in p.finals[State.EXPIRED]] == ["a"]
+    assert not plan([(cand("a", "919000000001", "hi"), DeliveryEntry("9000000001", "g", raw, None, "hi"))]
+                    ).finals
