@@ -23,6 +23,7 @@ from .db import transaction
 from .ids import new_id
 from .locks import Lease
 from .queue import READ_ENTRIES
+from .states import BatchState
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _make_batch(ctx: Context, lane: str, chunk: Chunk, result: CollectResult,
             store.insert_batch(conn, {
                 "id": batch_id, "lane": lane, "channel": channel, "sender_id": sender_id,
                 "template_id": template_id, "is_unicode": is_unicode, "size": len(claimed),
-                "credits": totals, "state": "pending", "created_at": now, "published_at": now})
+                "credits": totals, "state": BatchState.PENDING.value, "created_at": now, "published_at": now})
     result.skipped += len(chunk.ids) - len(claimed)
     if not claimed:
         return

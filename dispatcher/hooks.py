@@ -148,7 +148,7 @@ class _Targets:
         except requests.RequestException as exc:
             return f"webhook: {type(exc).__name__}"
         except Exception as exc:  # noqa: BLE001 - the application's callable may raise anything
-            return f"callable: {type(exc).__name__}: {exc}"[:500]
+            return f"callable: {type(exc).__name__}: {exc}"
 
 
 def deliver_due(ctx: Context, *, limit: int = 500, session: requests.Session | None = None) -> HookResult:
@@ -217,11 +217,11 @@ def _attempt(ctx: Context, targets: _Targets, row: dict[str, Any], msg: dict[str
     if not errors:
         result.delivered += 1
         return _write(row, attempts, True, now, None, to)
-    error = "; ".join(errors)[:500]
+    error = "; ".join(errors)
     if attempts >= MAX_ATTEMPTS:
         result.gave_up += 1
         log.error("hooks: message %s: giving up after %d attempts: %s", mid, attempts, error)
-        return _write(row, attempts, True, now, f"gave up: {error}"[:500], to)
+        return _write(row, attempts, True, now, f"gave up: {error}", to)
     result.retried += 1
     log.warning("hooks: message %s: attempt %d failed (%s); next in %s", mid, attempts, error,
                 backoff(attempts))

@@ -256,7 +256,7 @@ def fail_unknown(ctx: Context, ids: Sequence[str] | None, reason: str) -> Action
     if ids is not None:
         check_unknown(ctx, ids)
     out = ActionResult("fail")
-    detail = f"operator: {reason}"[:500]
+    detail = f"operator: {reason}"
     for page in _batches(ctx, ids):
         now = ctx.clock()
         with transaction(ctx.engine) as conn:

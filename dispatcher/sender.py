@@ -40,7 +40,7 @@ from .matching import Ours, Refusal, Theirs, account
 from .metrics import observe_batch, observe_call, observe_unconfirmed
 from .numbers import mask
 from .schedule import next_window_start
-from .states import HoldReason, State
+from .states import BatchOutcome, BatchState, HoldReason, State
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,7 +54,7 @@ UNCONFIRMED_REASON = "accepted call, but the gateway's answer did not list this 
 @dataclass
 class SendOutcome:
     batch_id: str
-    outcome: str
+    outcome: BatchOutcome
     size: int = 0
     sent: int = 0
     failed: int = 0
@@ -68,27 +68,29 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     with reading(ctx.engine) as conn:
         batch = store.get_batch(conn, batch_id)
         messages = store.batch_messages(conn, batch_id, State.QUEUED) if batch else []
-    if batch is None or batch["state"] != "pending":
-        return SendOutcome(batch_id, "skipped", detail=f"batch is {batch['state'] if batch else 'missing'}")
+    if batch is None or batch["state"] != BatchState.PENDING:
+        return SendOutcome(batch_id, BatchOutcome.SKIPPED,
+                           detail=f"batch is {batch['state'] if batch else 'missing'}")
     channel = Channel(batch["channel"])
     if not messages:
         with transaction(ctx.engine) as conn:
-            store.move_batch(conn, batch_id, ["pending"], "cancelled", ctx.clock())
-        return SendOutcome(batch_id, "skipped", detail="no queued messages")
+            store.move_batch(conn, batch_id, BatchState.CANCELLED, ctx.clock())
+        return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail="no queued messages")
     later = _outside_window(ctx, channel)
     if later is not None:
         with transaction(ctx.engine) as conn:
             moved = store.reschedule_batch(conn, batch_id, later, ctx.clock())
-            store.move_batch(conn, batch_id, ["pending"], "cancelled", ctx.clock(),
+            store.move_batch(conn, batch_id, BatchState.CANCELLED, ctx.clock(),
                              error="outside the promotional window")
-        return SendOutcome(batch_id, "rescheduled", size=moved, detail=f"outside window; at {later}")
+        return SendOutcome(batch_id, BatchOutcome.RESCHEDULED, size=moved,
+                           detail=f"outside window; at {later}")
     if ctx.redis.exists(ctx.auth_hold_key()):
         return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
     credits = sum(m.credits for m in messages)
     try:
         reserved = _reserve(ctx, channel.package, credits)
     except AuthenticationFailed:  # the balance refresh was refused: nothing reserved, nothing sent
-        return _auth_failed(ctx, batch_id, "pending")
+        return _auth_failed(ctx, batch_id, BatchState.PENDING)
     except GatewayError as exc:  # the balance refresh failed: nothing reserved, nothing sent
         return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, f"balance unavailable: {exc}")
     if not reserved:
@@ -98,15 +100,15 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
         ctx.limiter.acquire(sum(m.parts for m in messages), timeout=LIMIT_WAIT_S)
         now = ctx.clock()
         with transaction(ctx.engine) as conn:
-            if not store.move_batch(conn, batch_id, ["pending"], "sending", now):
+            if not store.move_batch(conn, batch_id, BatchState.SENDING, now):
                 raise _Lost()
             store.move_batch_messages(conn, batch_id, State.SENDING, now, attempts=1)
     except _Lost:
         ctx.ledger.release(channel.package, credits)
-        return SendOutcome(batch_id, "skipped", detail="batch taken by another worker")
+        return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail="batch taken by another worker")
     except TimeoutError:
         ctx.ledger.release(channel.package, credits)  # still pending: the sweeper republishes it
-        return SendOutcome(batch_id, "deferred", detail="shared rate limit busy")
+        return SendOutcome(batch_id, BatchOutcome.DEFERRED, detail="shared rate limit busy")
     except BaseException:
         ctx.ledger.release(channel.package, credits)
         raise
@@ -181,20 +183,22 @@ def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[
     except _Taken as exc:  # nothing was sent: the rows still `sending` are held, the rest stay unknown
         ctx.ledger.release(channel.package, credits)
         log.error("batch %s: %s; not retried", batch_id, exc)
-        return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, str(exc), frm="sending")
+        return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, str(exc), frm=BatchState.SENDING)
     except AmbiguousOutcome as exc:
         ctx.ledger.settle_unknown(channel.package, credits)
         return _unknown(ctx, batch_id, f"ambiguous gateway outcome: {exc}")
     except InsufficientCredits:
         ctx.ledger.release(channel.package, credits)
         ctx.ledger.set_balance(channel.package, 0)
-        return _hold(ctx, batch_id, HoldReason.CREDITS, "gateway: SMS Credits Not Available", frm="sending")
+        return _hold(ctx, batch_id, HoldReason.CREDITS, "gateway: SMS Credits Not Available",
+                     frm=BatchState.SENDING)
     except AuthenticationFailed:
         ctx.ledger.release(channel.package, credits)
-        return _auth_failed(ctx, batch_id, "sending")
+        return _auth_failed(ctx, batch_id, BatchState.SENDING)
     except RetryableGatewayError as exc:
         ctx.ledger.release(channel.package, credits)
-        return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, f"gateway unavailable: {exc}", frm="sending")
+        return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, f"gateway unavailable: {exc}",
+                     frm=BatchState.SENDING)
     except GatewayError as exc:
         ctx.ledger.release(channel.package, credits)
         return _fail(ctx, batch_id, f"rejected by gateway: {exc}")
@@ -222,7 +226,7 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
     def write(conn: Connection) -> None:
         store.mark_sent(conn, sent_rows, job_id, now)
         for m, reason in failed:
-            store.move_messages(conn, [m.id], State.FAILED, now, last_error=reason[:500])
+            store.move_messages(conn, [m.id], State.FAILED, now, last_error=reason)
         if failed:
             store.add_events(conn, [m.id for m, _ in failed], State.FAILED, now, "rejected by gateway")
         if acc.unconfirmed:
@@ -235,7 +239,7 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
                                     "open": True, "next_poll_at": now, "poll_count": 0,
                                     "invalid_id_count": 0, "credits_reserved": credits,
                                     "credits_charged": charged, "credits_released": released})
-        store.move_batch(conn, batch["id"], ["sending"], "sent", now, job_id=job_id)
+        store.move_batch(conn, batch["id"], BatchState.SENT, now, job_id=job_id)
 
     _after_call(ctx, write)
     if charged:
@@ -253,8 +257,8 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
         observe_unconfirmed(ctx, len(acc.unconfirmed))
     log.info("batch %s: %d sent as job %s, %d unconfirmed, %d rejected", batch["id"], len(sent_rows), job_id,
              len(acc.unconfirmed), len(failed))
-    return SendOutcome(batch["id"], "sent", size=len(messages), sent=len(sent_rows), failed=len(failed),
-                       job_id=job_id, unconfirmed=len(acc.unconfirmed))
+    return SendOutcome(batch["id"], BatchOutcome.SENT, size=len(messages), sent=len(sent_rows),
+                       failed=len(failed), job_id=job_id, unconfirmed=len(acc.unconfirmed))
 
 
 def _after_call(ctx: Context, write: Callable[[Connection], T], budget_s: float = 120.0) -> T:
@@ -275,49 +279,58 @@ def _after_call(ctx: Context, write: Callable[[Connection], T], budget_s: float 
             delay = min(delay * 2, 5.0)
 
 
-def _auth_failed(ctx: Context, batch_id: str, frm: str) -> SendOutcome:
+def _auth_failed(ctx: Context, batch_id: str, frm: BatchState) -> SendOutcome:
     ctx.redis.set(ctx.auth_hold_key(), "1")
     log.critical("gateway authentication failed: lanes are held until the API key works again")
     return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "gateway: API key not accepted", frm=frm)
 
 
-def _hold(ctx: Context, batch_id: str, reason: HoldReason, detail: str, frm: str = "pending") -> SendOutcome:
+def _hold(ctx: Context, batch_id: str, reason: HoldReason, detail: str,
+          frm: BatchState = BatchState.PENDING) -> SendOutcome:
+    """The batch (still in ``frm``) and its messages -> held. Nothing moves if the batch has left ``frm``:
+    another worker that took it owns its messages."""
     now = ctx.clock()
+    error = detail  # the store fits texts to their columns
 
     def write(conn: Connection) -> int:
-        moved = store.move_batch_messages(conn, batch_id, State.HELD, now, hold_reason=reason.value,
-                                          last_error=detail[:500])
-        store.move_batch(conn, batch_id, [frm], "held", now, error=detail[:500])
-        return moved
+        if not store.move_batch(conn, batch_id, BatchState.HELD, now, frm=frm, error=error):
+            return -1
+        return store.move_batch_messages(conn, batch_id, State.HELD, now, hold_reason=reason.value,
+                                         last_error=error)
 
     moved = _after_call(ctx, write)
+    if moved < 0:
+        return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail=f"batch no longer {frm.value}")
     log.warning("batch %s: %d message(s) held (%s): %s", batch_id, moved, reason.value, detail)
-    return SendOutcome(batch_id, "held", size=moved, detail=f"{reason.value}: {detail}")
+    return SendOutcome(batch_id, BatchOutcome.HELD, size=moved, detail=f"{reason.value}: {detail}")
 
 
 def _fail(ctx: Context, batch_id: str, detail: str) -> SendOutcome:
     now = ctx.clock()
+    error = detail  # the store fits texts to their columns
 
     def write(conn: Connection) -> int:
-        moved = store.move_batch_messages(conn, batch_id, State.FAILED, now, last_error=detail[:500])
-        store.move_batch(conn, batch_id, ["sending"], "failed", now, error=detail[:500])
-        return moved
+        if not store.move_batch(conn, batch_id, BatchState.FAILED, now, error=error):
+            return 0
+        return store.move_batch_messages(conn, batch_id, State.FAILED, now, last_error=error)
 
     moved = _after_call(ctx, write)
     log.warning("batch %s: %d message(s) failed: %s", batch_id, moved, detail)
-    return SendOutcome(batch_id, "failed", size=moved, failed=moved, detail=detail)
+    return SendOutcome(batch_id, BatchOutcome.FAILED, size=moved, failed=moved, detail=detail)
 
 
 def _unknown(ctx: Context, batch_id: str, detail: str) -> SendOutcome:
     now = ctx.clock()
+    error = detail  # the store fits texts to their columns
 
     def write(conn: Connection) -> list[str]:
+        if not store.move_batch(conn, batch_id, BatchState.UNKNOWN, now, error=error):
+            return []
         ids = [m.id for m in store.batch_messages(conn, batch_id, State.SENDING)]
-        moved = store.move_messages(conn, ids, State.UNKNOWN, now, last_error=detail[:500])
-        store.add_events(conn, moved, State.UNKNOWN, now, detail[:500])
-        store.move_batch(conn, batch_id, ["sending"], "unknown", now, error=detail[:500])
+        moved = store.move_messages(conn, ids, State.UNKNOWN, now, last_error=error)
+        store.add_events(conn, moved, State.UNKNOWN, now, error)
         return moved
 
     moved = _after_call(ctx, write)
     log.error("batch %s: %d message(s) UNKNOWN (not resent automatically): %s", batch_id, len(moved), detail)
-    return SendOutcome(batch_id, "unknown", size=len(moved), detail=detail)
+    return SendOutcome(batch_id, BatchOutcome.UNKNOWN, size=len(moved), detail=detail)

@@ -67,3 +67,57 @@ def can_move(current: State, target: State) -> bool:
 def sources(target: State) -> list[str]:
     """The states a guarded UPDATE may move from to reach ``target`` (for WHERE state IN (...))."""
     return sorted(s.value for s in ALLOWED_FROM[target])
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class BatchState(StrEnum):
+    """One gateway call's worth of messages::
+
+        pending ──► sending ──► sent | failed | unknown | held
+           ├──────► held        (credits / authentication / gateway down before the call)
+           └──────► cancelled   (no queued message left; rescheduled out of the promotional window)
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    HELD = "held"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+
+
+#: Allowed batch transitions: target -> states it may be reached from.
+BATCH_ALLOWED_FROM: dict[BatchState, frozenset[BatchState]] = {
+    BatchState.SENDING: frozenset({BatchState.PENDING}),
+    BatchState.SENT: frozenset({BatchState.SENDING}),
+    BatchState.HELD: frozenset({BatchState.PENDING, BatchState.SENDING}),
+    BatchState.FAILED: frozenset({BatchState.SENDING}),
+    BatchState.UNKNOWN: frozenset({BatchState.SENDING}),
+    BatchState.CANCELLED: frozenset({BatchState.PENDING}),
+}
+
+
+def batch_sources(target: BatchState, frm: BatchState | None = None) -> list[str]:
+    """The states a guarded batch UPDATE may move from to reach ``target``: all allowed ones, or only
+    ``frm`` (which must be one of them: a caller that knows the batch's state says so)."""
+    allowed = BATCH_ALLOWED_FROM[target]
+    if frm is None:
+        return sorted(s.value for s in allowed)
+    if frm not in allowed:
+        raise ValueError(f"a batch cannot move from {frm.value} to {target.value}")
+    return [frm.value]
+
+
+class BatchOutcome(StrEnum):
+    """What one ``send_batch`` did (``SendOutcome.outcome``)."""
+
+    SENT = "sent"
+    HELD = "held"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"  #: not pending (taken, done, missing) or nothing queued left
+    DEFERRED = "deferred"  #: the shared rate limit stayed busy: still pending
+    RESCHEDULED = "rescheduled"  #: outside the promotional window

@@ -30,10 +30,21 @@ from sqlalchemy import (
 )
 
 from .models import BATCH, EVENT, JOB, MESSAGE, OUTBOX
-from .states import FINAL, State, sources
+from .states import FINAL, BatchState, State, batch_sources, sources
 
 M = MESSAGE.c
 B = BATCH.c
+
+
+def clip(column: Any, value: str | None) -> str | None:
+    """``value`` cut to ``column``'s length: the one place texts (errors, details) are truncated."""
+    length = getattr(column.type, "length", None)
+    return value[:length] if value is not None and length and len(value) > length else value
+
+
+def fit(table: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (column name -> value) with every text cut to its column's length."""
+    return {k: clip(table.c[k], v) if isinstance(v, str) and k in table.c else v for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,8 @@ def events_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
 
 def add_events(conn: Connection, message_ids: Iterable[str], state: State, at: datetime,
                detail: str | None = None) -> None:
-    rows = [{"message_id": mid, "at": at, "state": state.value, "detail": detail} for mid in message_ids]
+    rows = [fit(EVENT, {"message_id": mid, "at": at, "state": state.value, "detail": detail})
+            for mid in message_ids]
     if rows:
         conn.execute(insert(EVENT), rows)
 
@@ -201,12 +213,13 @@ def get_batch(conn: Connection, batch_id: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def move_batch(conn: Connection, batch_id: str, frm: Sequence[str], to: str, now: datetime,
-               **values: Any) -> bool:
-    """Guarded batch state change; True when this caller made it."""
-    stamp = {"sending": "sending_at"}.get(to, "done_at")
-    res = conn.execute(update(BATCH).where(B.id == batch_id, B.state.in_(list(frm)))
-                       .values(state=to, **{stamp: now}, **values))
+def move_batch(conn: Connection, batch_id: str, to: BatchState, now: datetime, *,
+               frm: BatchState | None = None, **values: Any) -> bool:
+    """Guarded batch state change (sources from ``states.BATCH_ALLOWED_FROM``, or only ``frm``); True when
+    this caller made it."""
+    stamp = "sending_at" if to is BatchState.SENDING else "done_at"
+    res = conn.execute(update(BATCH).where(B.id == batch_id, B.state.in_(batch_sources(to, frm)))
+                       .values(state=to.value, **{stamp: now}, **fit(BATCH, values)))
     return (res.rowcount or 0) == 1
 
 
@@ -227,7 +240,7 @@ def move_batch_messages(conn: Connection, batch_id: str, to: State, now: datetim
     if to in FINAL:
         stamp = {"final_at": now}
     res = conn.execute(update(MESSAGE).where(M.batch_id == batch_id, M.state.in_(sources(to)))
-                       .values(state=to.value, updated_at=now, **stamp, **values))
+                       .values(state=to.value, updated_at=now, **stamp, **fit(MESSAGE, values)))
     return res.rowcount or 0
 
 
@@ -237,7 +250,8 @@ def move_messages(conn: Connection, ids: Sequence[str], to: State, now: datetime
         return []
     stamp: dict[str, Any] = {"final_at": now} if to in FINAL else {}
     res = conn.execute(update(MESSAGE).where(ids_match(conn, ids), M.state.in_(sources(to)))
-                       .values(state=to.value, updated_at=now, **stamp, **values).returning(M.id))
+                       .values(state=to.value, updated_at=now, **stamp, **fit(MESSAGE, values))
+                       .returning(M.id))
     return [r[0] for r in res]
 
 
@@ -290,7 +304,7 @@ def insert_job(conn: Connection, row: dict[str, Any]) -> None:
 
 def pending_batches(conn: Connection, older_than: datetime | None, limit: int) -> list[dict[str, Any]]:
     q = select(B.id, B.lane, B.size, B.channel, B.sender_id, B.template_id, B.is_unicode).where(
-        B.state == "pending")
+        B.state == BatchState.PENDING.value)
     if older_than is not None:
         q = q.where(B.published_at < older_than)
     return [dict(r._mapping) for r in conn.execute(q.order_by(B.created_at).limit(limit))]
@@ -364,7 +378,7 @@ def inflight_credits(conn: Connection) -> dict[str, int]:
     `unconfirmed` messages (the reports have not yet shown whether the gateway charged them)."""
     out: dict[str, int] = defaultdict(int)
     rows = conn.execute(select(B.channel, func.coalesce(func.sum(B.credits), 0))
-                        .where(B.state == "sending").group_by(B.channel))
+                        .where(B.state == BatchState.SENDING.value).group_by(B.channel))
     for r in rows:
         out[r[0]] += int(r[1])
     rows = conn.execute(select(M.channel, func.coalesce(func.sum(M.credits), 0))
@@ -573,7 +587,8 @@ def write_hook_results(conn: Connection, rows: Sequence[dict[str, Any]], leased_
             .values(done=bindparam("b_done"), attempts=bindparam("b_attempts"),
                     next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error"),
                     delivered_to=bindparam("b_to")))
-    return conn.execute(stmt, list(rows)).rowcount or 0
+    rows = [{**r, "b_error": clip(HO.last_error, r["b_error"])} for r in rows]
+    return conn.execute(stmt, rows).rowcount or 0
 
 
 def hook_rows(conn: Connection, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:

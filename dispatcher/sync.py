@@ -312,10 +312,10 @@ def _unconfirmed_to_unknown(conn: Connection, job_id: str, ids: list[str], reaso
                             cost: dict[str, int]) -> None:
     """Unconfirmed messages the reports never showed: `unknown` (an operator decides); their credits are
     released (the gateway's balance corrects that if it did charge them)."""
-    moved = store.move_messages(conn, ids, State.UNKNOWN, now, last_error=reason[:500])
+    moved = store.move_messages(conn, ids, State.UNKNOWN, now, last_error=reason)
     if not moved:
         return
-    store.add_events(conn, moved, State.UNKNOWN, now, reason[:500])
+    store.add_events(conn, moved, State.UNKNOWN, now, reason)
     released = sum(cost[mid] for mid in moved)
     store.add_job_credits(conn, job_id, released=released)
     credits.released += released

@@ -29,3 +29,25 @@ def test_sent_cannot_go_back_to_sending_or_queued():
 def test_every_target_has_sources():
     """Every reachable state names at least one source state."""
     assert all(ALLOWED_FROM[t] for t in ALLOWED_FROM)
+
+
+def test_batch_guards_come_from_the_batch_table() -> None:
+    """A batch's guarded UPDATE takes its sources from BATCH_ALLOWED_FROM; a caller naming an impossible
+    source is refused before any SQL (a typo can no longer look like 'taken by another worker')."""
+    import pytest
+
+    from dispatcher.states import BATCH_ALLOWED_FROM, BatchState, batch_sources
+
+    assert batch_sources(BatchState.SENDING) == ["pending"]
+    assert batch_sources(BatchState.HELD) == ["pending", "sending"]
+    assert batch_sources(BatchState.HELD, BatchState.SENDING) == ["sending"]
+    with pytest.raises(ValueError, match="from sent to held"):
+        batch_sources(BatchState.HELD, BatchState.SENT)
+    finals = {BatchState.SENT, BatchState.FAILED, BatchState.UNKNOWN, BatchState.CANCELLED}
+    assert not any(s in sources for s in finals for sources in BATCH_ALLOWED_FROM.values())
+
+
+def test_unconfirmed_moves_only_to_sent_or_unknown() -> None:
+    """A message the send answer did not list is settled by the reports: sent, or unknown; never resent."""
+    assert can_move(State.SENDING, State.UNCONFIRMED)
+    assert {t for t in State if can_move(State.UNCONFIRMED, t)} == {State.SENT, State.UNKNOWN}
