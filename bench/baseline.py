@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from dispatcher.gateway.client import DEFAULT_CHANNEL_MAP
+from dispatcher.channels import DEFAULT_CHANNEL_MAP
 
 from . import baseline_app, end_to_end, report
 from .harness import TEARDOWN_GRACE_S, Run, percentiles, rate, redis_prefix, simulator

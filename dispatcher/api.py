@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from . import store
+from . import store, wakeup
 from .channels import Channel
 from .context import Context, get_context
 from .db import reading, transaction
@@ -162,8 +162,7 @@ class Dispatcher:
 
     def _push(self, items: list[tuple[str, str]]) -> None:
         try:
-            for lane in self.ctx.lanes.push(items):
-                self.ctx.publisher.collect(lane)
+            wakeup.push(self.ctx, items)
         except Exception as exc:  # noqa: BLE001 - the rows are committed; the sweeper pushes them later
             log.warning("enqueue: %d message(s) committed but not pushed (%s); the sweeper will push them",
                         len(items), exc.__class__.__name__)

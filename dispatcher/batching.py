@@ -7,19 +7,8 @@ Stream entries are acknowledged only once every id they carried has been put int
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-T = TypeVar("T")
-
-
-def split(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """Consecutive slices of at most ``size`` items: 4,500 by 2,000 -> 2,000 + 2,000 + 500."""
-    if size < 1:
-        raise ValueError("size must be >= 1")
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 @dataclass

@@ -40,5 +40,10 @@ _PACKAGES = {
 #: The gateway's package names, as get-sms-balance spells them.
 PACKAGES: tuple[str, ...] = tuple(_PACKAGES.values())
 
+#: The gateway's channel number per named channel, as its documentation lists them (1, 2, 3); an account
+#: may number them otherwise (``Settings.channel_map``).
+DEFAULT_CHANNEL_MAP: dict[str, int] = {Channel.TRANSACTIONAL.value: 1, Channel.PROMOTIONAL.value: 2,
+                                       Channel.OTP.value: 3}
+
 #: Lanes are named after channels; OTP is the latency-first lane.
 LANES: tuple[str, ...] = tuple(c.value for c in Channel)

@@ -15,15 +15,18 @@ import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from . import sender, store
+from . import sender, store, wakeup
 from .batching import Chunk, GroupBuffer
-from .context import Context
 from .db import transaction
 from .ids import new_id
 from .locks import Lease
 from .queue import READ_ENTRIES
 from .states import BatchState
+
+if TYPE_CHECKING:
+    from .context import Context
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +98,7 @@ def collect(ctx: Context, lane: str, *, max_run_s: float = 5.0) -> CollectResult
         # the flag when we started, so a set flag is a producer's): that run found the lease busy and
         # returned, and while the flag stands no producer or tick publishes another. Checked after
         # releasing the lease: a requested run that starts later takes the lease itself.
-        ctx.publisher.collect(lane)
+        wakeup.wake(ctx, lane)
     return result
 
 

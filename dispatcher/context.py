@@ -83,26 +83,23 @@ class Context:
         task of a fresh worker process (often an OTP) does not pay for it."""
         from sqlalchemy import text
 
-        from . import collector, sender  # noqa: F401  (imports done before the first task)
-
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         self.redis.ping()
         _ = (self.lanes, self.ledger, self.limiter, self.catalog, self.client)
 
-    def auth_hold_key(self) -> str:
-        return f"{self.settings.redis_prefix}:hold:auth"
-
 
 _contexts: dict[int, Context] = {}
 
 
-def get_context() -> Context:
-    """This process's default context (from environment settings), remade after a fork."""
+def get_context(publisher: Publisher | None = None) -> Context:
+    """This process's default context (from environment settings), made once per process (again after a
+    fork). ``publisher``: how the context publishes tasks when this call makes it (a worker passes one over
+    its own Celery app; producers get a small producer-side app)."""
     pid = os.getpid()
     ctx = _contexts.get(pid)
     if ctx is None:
-        ctx = _contexts[pid] = Context(get_settings())
+        ctx = _contexts[pid] = Context(get_settings(), publisher=publisher)
     return ctx
 
 

@@ -1,9 +1,9 @@
 """A Redis lease: at most one holder at a time, freed by its holder or by expiry.
 
-For "only one at a time" work: one collector per lane, one sync run per job set. The caller names the
-key; by convention ``{prefix}:lock:{what}`` (e.g. ``smspoint:lock:collector:otp``,
-``smspoint:lock:sync``). The value is a random token per acquisition; extend and release compare it in
-Lua, so a holder whose lease expired (and was taken by another) cannot extend or free the new lease.
+For "only one at a time" work: one collector per lane (the report sync leases its jobs row by row in the
+database instead). The caller names the key; by convention ``{prefix}:lock:{what}`` (e.g.
+``smspoint:lock:collector:otp``). The value is a random token per acquisition; extend and release compare it
+in Lua, so a holder whose lease expired (and was taken by another) cannot extend or free the new lease.
 
 A lease is not a fencing token: a holder paused past its TTL may still act once it resumes. Work
 longer than the TTL must call ``extend`` and stop when it returns False.

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -30,10 +30,12 @@ from sqlalchemy import func, select
 
 from . import store
 from .channels import LANES, PACKAGES
-from .context import Context
 from .db import transaction
 from .models import MESSAGE
 from .states import HoldReason, State
+
+if TYPE_CHECKING:
+    from .context import Context
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, func, literal_column, select, update
 
-from . import repair, store
-from .context import Context
+from . import store, wakeup
 from .db import is_sqlite, transaction
 from .errors import InvalidTransition, MessageNotFound, ValidationError
 from .models import MESSAGE
 from .numbers import mask
 from .states import State
+
+if TYPE_CHECKING:
+    from .context import Context
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +241,7 @@ def resend_unknown(ctx: Context, ids: Sequence[str] | None) -> ActionResult:
             items = store.requeue(conn, page, State.UNKNOWN, now)
             store.add_events(conn, [i for i, _ in items], State.QUEUED, now, "operator: resend")
         try:
-            repair.push(ctx, items)
+            wakeup.push(ctx, items)
         except Exception as exc:  # noqa: BLE001 - committed as queued: the sweeper pushes them later
             log.warning("resend: %d message(s) queued but not pushed (%s); the sweeper will push them",
                         len(items), exc.__class__.__name__)

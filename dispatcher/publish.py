@@ -9,8 +9,16 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
+# Task names: the one place they are spelled (explicit and stable: Flower, the beat schedule and producers
+# that publish by name refer to them; workers/queues.py re-exports them beside the queue names).
 TASK_COLLECT = "smspoint.collect_lane"
 TASK_SEND_BATCH = "smspoint.send_batch"
+TASK_SWEEP = "smspoint.sweep"
+TASK_RELEASE = "smspoint.release_due"
+TASK_SYNC = "smspoint.sync_reports"
+TASK_HOOKS = "smspoint.deliver_hooks"
+TASK_TICK = "smspoint.tick_lanes"
+TASK_CATALOG = "smspoint.refresh_catalog"
 
 
 class Publisher(Protocol):

@@ -13,15 +13,21 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from . import store
+from . import store, wakeup
+from .account import held_for_authentication, refresh_balance, release_authentication_hold
 from .channels import Channel
-from .context import Context
 from .db import reading, transaction
+from .errors import GatewayError
 from .states import HoldReason, State
+
+if TYPE_CHECKING:
+    from .context import Context
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +41,6 @@ class SweepResult:
     repushed: int = 0
     unknown: int = 0
     counts: dict[str, int] = field(default_factory=dict)
-
-
-def push(ctx: Context, items: list[tuple[str, str]]) -> None:
-    """Push (id, group) pairs and wake the lanes' collectors."""
-    for lane in ctx.lanes.push(items):
-        ctx.publisher.collect(lane)
 
 
 def sweep(ctx: Context) -> SweepResult:
@@ -66,7 +66,7 @@ def sweep(ctx: Context) -> SweepResult:
             store.mark_pushed(conn, [i for i, _ in items], now)
         if not items:
             break
-        push(ctx, items)
+        wakeup.push(ctx, items)
         out.repushed += len(items)
         if len(items) < PAGE:
             break
@@ -106,14 +106,14 @@ def release_due(ctx: Context) -> ReleaseResult:
     with transaction(ctx.engine) as conn:
         ids = store.due_scheduled(conn, now, PAGE)
         items = store.requeue(conn, ids, State.SCHEDULED, now)
-    push(ctx, items)
+    wakeup.push(ctx, items)
     out.scheduled = len(items)
 
     with transaction(ctx.engine) as conn:
         down = store.held(conn, HoldReason.GATEWAY_DOWN.value, PAGE,
                           before=now - timedelta(seconds=ctx.settings.gateway_down_retry_s))
         items = store.requeue(conn, [i for i, _, _ in down], State.HELD, now)
-    push(ctx, items)
+    wakeup.push(ctx, items)
     out.gateway_down = len(items)
 
     out.authentication = _release_auth(ctx)
@@ -122,27 +122,24 @@ def release_due(ctx: Context) -> ReleaseResult:
 
 
 def _release_auth(ctx: Context) -> int:
-    if not ctx.redis.exists(ctx.auth_hold_key()):
+    if not held_for_authentication(ctx):
         with reading(ctx.engine) as conn:
             held = store.held(conn, HoldReason.AUTHENTICATION.value, 1)
         if not held:
             return 0
-    from .errors import GatewayError
-    from .sender import refresh_balance
-
     try:
         refresh_balance(ctx)  # proves the key works again
     except GatewayError as exc:
         log.error("gateway authentication still failing (%s); lanes stay held", exc.__class__.__name__)
         return 0
-    ctx.redis.delete(ctx.auth_hold_key())
+    release_authentication_hold(ctx)
     total = 0
     now = ctx.clock()
     while True:
         with transaction(ctx.engine) as conn:
             rows = store.held(conn, HoldReason.AUTHENTICATION.value, PAGE)
             items = store.requeue(conn, [i for i, _, _ in rows], State.HELD, now)
-        push(ctx, items)
+        wakeup.push(ctx, items)
         total += len(items)
         if len(rows) < PAGE:
             break
@@ -155,9 +152,6 @@ def _release_credits(ctx: Context) -> int:
         rows = store.held(conn, HoldReason.CREDITS.value, PAGE * 4)
     if not rows:
         return 0
-    from .errors import GatewayError
-    from .sender import refresh_balance
-
     try:
         balances = refresh_balance(ctx)
     except GatewayError as exc:
@@ -174,7 +168,7 @@ def _release_credits(ctx: Context) -> int:
     now = ctx.clock()
     with transaction(ctx.engine) as conn:
         items = store.requeue(conn, take, State.HELD, now)
-    push(ctx, items)
+    wakeup.push(ctx, items)
     if items:
         log.info("credits available again: %d held message(s) queued", len(items))
     return len(items)
@@ -182,10 +176,6 @@ def _release_credits(ctx: Context) -> int:
 
 def refresh_catalog(ctx: Context, *, force: bool = False) -> dict[str, object]:
     """Fetch sender ids and templates when the shared copy is missing or older than catalog_refresh_s."""
-    import time
-
-    from .errors import GatewayError
-
     current = ctx.catalog.get()
     age = None if current is None else time.time() - current.fetched_at
     if not force and age is not None and age < ctx.settings.catalog_refresh_s:

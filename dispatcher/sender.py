@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection
 
 from . import store
+from .account import held_for_authentication, hold_for_authentication, refresh_balance
 from .channels import Channel
-from .context import Context
 from .credits import ReserveResult
 from .db import reading, transaction
 from .errors import (
@@ -41,6 +41,9 @@ from .metrics import observe_batch, observe_call, observe_unconfirmed
 from .numbers import mask
 from .schedule import next_window_start
 from .states import BatchOutcome, BatchState, HoldReason, State
+
+if TYPE_CHECKING:
+    from .context import Context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,7 +87,7 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
                              error="outside the promotional window")
         return SendOutcome(batch_id, BatchOutcome.RESCHEDULED, size=moved,
                            detail=f"outside window; at {later}")
-    if ctx.redis.exists(ctx.auth_hold_key()):
+    if held_for_authentication(ctx):
         return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
     credits = sum(m.credits for m in messages)
     try:
@@ -149,15 +152,6 @@ def _reserve(ctx: Context, package: str, credits: int) -> bool:
         return True
     refresh_balance(ctx)
     return ledger.reserve(package, credits) is ReserveResult.RESERVED
-
-
-def refresh_balance(ctx: Context) -> dict[str, int]:
-    """Fetch get-sms-balance and reset every package's available credits (minus in-flight ones)."""
-    bal = ctx.client.balance()
-    out = {}
-    for package in ("OTP", "Promotional", "Transactional"):
-        out[package] = ctx.ledger.set_balance(package, int(bal.for_package(package)))
-    return out
 
 
 def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[store.Outgoing],
@@ -280,7 +274,7 @@ def _after_call(ctx: Context, write: Callable[[Connection], T], budget_s: float 
 
 
 def _auth_failed(ctx: Context, batch_id: str, frm: BatchState) -> SendOutcome:
-    ctx.redis.set(ctx.auth_hold_key(), "1")
+    hold_for_authentication(ctx)
     log.critical("gateway authentication failed: lanes are held until the API key works again")
     return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "gateway: API key not accepted", frm=frm)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .channels import Channel
+from .channels import DEFAULT_CHANNEL_MAP, Channel
 
 MAX_BATCH = 2000  # the gateway's documented limit per send-bulk-sms call
 
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(default=3.05, gt=0, description="Seconds to connect to the gateway")
     read_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for the gateway's answer")
     channel_map: Annotated[dict[str, int], NoDecode] = Field(
-        default={"transactional": 1, "promotional": 2, "otp": 3},
+        default=dict(DEFAULT_CHANNEL_MAP),
         validation_alias=AliasChoices("SMSPOINT_CHANNEL_MAP", "CHANNEL_MAP", "channel_map"),
         description="Gateway channel number per named channel, e.g. 'transactional=1,promotional=2,otp=3'")
 
@@ -152,10 +152,6 @@ class Settings(BaseSettings):
         """The longest a batch stays `sending` in a live worker: the retry budget (the last attempt starts
         within it) plus that attempt's connect and read timeouts."""
         return self.retry_max_elapsed_s + self.connect_timeout + self.read_timeout
-
-    def gateway_channel(self, channel: Channel) -> int:
-        """The gateway's channel number for a named channel."""
-        return self.channel_map[channel.value]
 
     def flush_interval_s(self, lane: str) -> float:
         """How long a lane waits to fill a batch before flushing a partial one."""

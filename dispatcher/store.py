@@ -161,12 +161,6 @@ def add_events(conn: Connection, message_ids: Iterable[str], state: State, at: d
         conn.execute(insert(EVENT), rows)
 
 
-
-
-
-
-
-
 def group_key(channel: str, sender_id: str, template_id: str, is_unicode: bool) -> str:
     """The batching group: messages of different groups never share a gateway call."""
     return f"{channel}|{sender_id}|{template_id}|{int(bool(is_unicode))}"
@@ -362,8 +356,6 @@ def requeue(conn: Connection, ids: Sequence[str], frm: State, now: datetime) -> 
         .values(state=State.QUEUED.value, batch_id=None, hold_reason=None, pushed_at=now, updated_at=now)
         .returning(M.id, M.channel, M.sender_id, M.template_id, M.is_unicode))
     return [(r.id, group_key(r.channel, r.sender_id, r.template_id, r.is_unicode)) for r in res]
-
-
 
 
 def counts_by_state(conn: Connection, since: datetime | None = None) -> dict[tuple[str, str], int]:

@@ -20,13 +20,12 @@ import secrets
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from . import reports, store
 from .channels import Channel
-from .context import Context
 from .db import transaction
 from .errors import AuthenticationFailed, GatewayError, InvalidJobId, RetryableGatewayError
 from .gateway import DeliveryReport
@@ -34,6 +33,9 @@ from .hooks import hooks_enabled
 from .metrics import observe_unconfirmed
 from .numbers import mask
 from .states import FINAL, State
+
+if TYPE_CHECKING:
+    from .context import Context
 
 log = logging.getLogger(__name__)
 

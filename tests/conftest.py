@@ -10,3 +10,19 @@ pytest_plugins = [
     "tests.fixtures.proxy",
     "tests.fixtures.webhook",
 ]
+
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+#: Each test directory is a marker (``pytest -m unit``, ``-m "not chaos"``): set here once, by directory.
+KINDS = ("unit", "property", "integration", "chaos", "security")
+_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(_TESTS).parts
+        if parts and parts[0] in KINDS:
+            item.add_marker(getattr(pytest.mark, parts[0]))

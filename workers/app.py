@@ -13,6 +13,8 @@ from celery import Celery
 from celery.signals import beat_embedded_init, beat_init
 from kombu import Queue
 
+from dispatcher.context import Context, get_context
+from dispatcher.publish import CeleryPublisher
 from dispatcher.settings import get_settings
 
 from .queues import (
@@ -65,6 +67,12 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+def worker_context() -> Context:
+    """This worker process's Context, made once per process (after the prefork fork) and publishing tasks
+    through this app's own connection pool."""
+    return get_context(publisher=CeleryPublisher(app))
 
 
 @beat_init.connect

@@ -1,4 +1,4 @@
-"""Celery queue names and task names: the one place they are spelled.
+"""Celery queue names (the one place they are spelled) and the task names (spelled in dispatcher.publish).
 
 Lanes carry sending work (one Celery queue per lane, so OTP never waits behind a promotional backlog);
 ``sync`` carries delivery-report polling and hooks; ``maintenance`` carries the repair sweeps.
@@ -29,12 +29,14 @@ ROLE_QUEUES: dict[str, tuple[str, ...]] = {
     "all": ALL_QUEUES,
 }
 
-# Task names (explicit, stable: Flower and the beat schedule refer to them).
-TASK_COLLECT = "smspoint.collect_lane"
-TASK_SEND_BATCH = "smspoint.send_batch"
-TASK_SWEEP = "smspoint.sweep"
-TASK_RELEASE = "smspoint.release_due"
-TASK_SYNC = "smspoint.sync_reports"
-TASK_HOOKS = "smspoint.deliver_hooks"
-TASK_TICK = "smspoint.tick_lanes"
-TASK_CATALOG = "smspoint.refresh_catalog"
+# Task names are spelled once, in dispatcher.publish (producers publish by name without importing workers).
+from dispatcher.publish import (  # noqa: E402, F401  (re-exported)
+    TASK_CATALOG,
+    TASK_COLLECT,
+    TASK_HOOKS,
+    TASK_RELEASE,
+    TASK_SEND_BATCH,
+    TASK_SWEEP,
+    TASK_SYNC,
+    TASK_TICK,
+)

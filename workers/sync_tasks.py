@@ -10,10 +10,9 @@ from dataclasses import asdict
 from typing import Any
 
 from dispatcher import hooks, sync
-from dispatcher.context import get_context
 from dispatcher.errors import ConfigurationError, StorageUnavailable
 
-from .app import app
+from .app import app, worker_context
 from .queues import QUEUE_SYNC, TASK_HOOKS, TASK_SYNC
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 def sync_reports(max_calls: int | None = None) -> dict[str, Any]:
     """Poll sms-delivery-status for due open jobs and record each recipient's status."""
     try:
-        return asdict(sync.run(get_context(), max_calls=max_calls))
+        return asdict(sync.run(worker_context(), max_calls=max_calls))
     except StorageUnavailable as exc:
         log.warning("sync skipped: %s (the next run retries)", exc)
         return {"skipped": str(exc)}
@@ -33,7 +32,7 @@ def sync_reports(max_calls: int | None = None) -> dict[str, Any]:
 def deliver_hooks(limit: int = 500) -> dict[str, Any]:
     """Deliver due hook rows (callable and/or signed webhook); failures are retried with backoff."""
     try:
-        return asdict(hooks.deliver_due(get_context(), limit=limit))
+        return asdict(hooks.deliver_due(worker_context(), limit=limit))
     except (StorageUnavailable, ConfigurationError) as exc:
         log.error("hooks skipped: %s", exc)
         return {"skipped": str(exc)}

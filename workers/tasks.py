@@ -11,12 +11,10 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
-from dispatcher import collector, repair, sender
-from dispatcher.context import get_context
+from dispatcher import collector, repair, sender, wakeup
 from dispatcher.errors import StorageUnavailable
-from dispatcher.publish import CeleryPublisher
 
-from .app import app
+from .app import app, worker_context
 from .queues import (
     LANE_QUEUES,
     TASK_CATALOG,
@@ -30,18 +28,11 @@ from .queues import (
 log = logging.getLogger(__name__)
 
 
-def _ctx():  # type: ignore[no-untyped-def]
-    ctx = get_context()
-    if ctx._publisher is None:  # publish through this worker's own app and connection pool
-        ctx._publisher = CeleryPublisher(app)
-    return ctx
-
-
 @worker_process_init.connect
 def _warm_up(**_: Any) -> None:
     """Each pool process connects before its first task (an OTP must not wait for set-up)."""
     try:
-        _ctx().warm_up()
+        worker_context().warm_up()
     except Exception as exc:  # noqa: BLE001 - a cold start is slower, not broken
         log.warning("worker warm-up failed (%s); continuing cold", exc.__class__.__name__)
 
@@ -50,7 +41,7 @@ def _warm_up(**_: Any) -> None:
 def collect_lane(self: Any, lane: str) -> dict[str, Any]:
     """Group a lane's waiting messages into batches and hand each to send_batch."""
     try:
-        return asdict(collector.collect(_ctx(), lane))
+        return asdict(collector.collect(worker_context(), lane))
     except StorageUnavailable as exc:
         raise self.retry(exc=exc, countdown=2) from exc
 
@@ -59,7 +50,7 @@ def collect_lane(self: Any, lane: str) -> dict[str, Any]:
 def send_batch(self: Any, batch_id: str, lane: str = "", size: int = 0, group: str = "") -> dict[str, Any]:
     """Send one batch (<= 2000 recipients) as one gateway call; guarded by the batch's state."""
     try:
-        return asdict(sender.send_batch(_ctx(), batch_id))
+        return asdict(sender.send_batch(worker_context(), batch_id))
     except StorageUnavailable as exc:
         # nothing was sent (the guarded `sending` commit failed or never ran); the sweeper also republishes
         raise self.retry(exc=exc, countdown=5) from exc
@@ -68,29 +59,29 @@ def send_batch(self: Any, batch_id: str, lane: str = "", size: int = 0, group: s
 @app.task(name=TASK_TICK)
 def tick_lanes() -> dict[str, int]:
     """Safety net for lost wake-ups: start a collector for every lane with waiting entries."""
-    ctx = _ctx()
+    ctx = worker_context()
     out = {}
     for lane in LANE_QUEUES:
         depth = ctx.lanes.depth(lane)
         out[lane] = depth
-        if depth and ctx.lanes.request_kick(lane):
-            ctx.publisher.collect(lane)
+        if depth:
+            wakeup.wake_if_idle(ctx, lane)
     return out
 
 
 @app.task(name=TASK_SWEEP)
 def sweep() -> dict[str, Any]:
     """Repair what crashes and restarts leave: lost pushes, lost batch tasks, stale `sending` rows."""
-    return asdict(repair.sweep(_ctx()))
+    return asdict(repair.sweep(worker_context()))
 
 
 @app.task(name=TASK_RELEASE)
 def release_due() -> dict[str, Any]:
     """Queue scheduled messages whose time came and held messages whose cause cleared."""
-    return asdict(repair.release_due(_ctx()))
+    return asdict(repair.release_due(worker_context()))
 
 
 @app.task(name=TASK_CATALOG)
 def refresh_catalog() -> dict[str, Any]:
     """Refresh the sender-id / template catalogue in Redis when it is older than catalog_refresh_s."""
-    return repair.refresh_catalog(_ctx())
+    return repair.refresh_catalog(worker_context())

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from ..channels import Channel
+from ..channels import DEFAULT_CHANNEL_MAP, Channel
 from ..errors import (
     AmbiguousOutcome,
     AuthenticationFailed,
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHANNEL_MAP: Mapping[str, int] = {"transactional": 1, "promotional": 2, "otp": 3}
 #: Gateway messages (matched case-insensitively as substrings) and the error each one means.
 KNOWN_ERRORS: tuple[tuple[str, type[GatewayError]], ...] = (
     ("api key does not exist", AuthenticationFailed),

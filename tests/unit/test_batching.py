@@ -5,15 +5,17 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.batching import GroupBuffer, split
+from dispatcher.batching import GroupBuffer
 
 G1 = "promotional|123456|T1|0"
 G2 = "promotional|123456|T1|1"
 
 
-def test_split_4500_by_2000():
+def test_4500_ids_of_one_group_become_2000_2000_500():
     """4,500 messages of one group become calls of 2,000 + 2,000 + 500."""
-    assert [len(c) for c in split(list(range(4500)), 2000)] == [2000, 2000, 500]
+    buf = GroupBuffer(batch_size=2000, flush_interval_s=60)
+    buf.add("e0", G1, [f"m{i}" for i in range(4500)], now=0.0)
+    assert [len(c.ids) for c in buf.take(now=0.0, force=True)] == [2000, 2000, 500]
 
 
 def test_full_group_flushes_at_batch_size_without_waiting():
