@@ -24,10 +24,12 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/ruff check dispatcher workers tests bench
 	$(BIN)/mypy dispatcher workers
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check dispatcher workers tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy dispatcher workers

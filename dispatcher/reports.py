@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from .gateway import DeliveryEntry
+from .gateway.responses import DeliveryEntry
 from .matching import Ours, Theirs, pair
 from .states import FINAL, State, can_move
 
