@@ -121,6 +121,14 @@ class CreditLedger:
         """The call did not charge (rejected or provably unsent): inflight -> available."""
         self._move(package, amount, "available")
 
+    def charge_unreserved(self, package: str, amount: int) -> None:
+        """The gateway charged credits we had already released (a message reported after it became
+        unknown): spent += amount, available -= amount (the next balance refresh sets it exactly)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(self.key(package), "spent", _positive(amount))
+        pipe.hincrby(self.key(package), "available", -amount)
+        pipe.execute()
+
     def settle_unknown(self, package: str, amount: int) -> None:
         """Outcome ambiguous: leave inflight, keep available as is (the next refresh corrects it)."""
         self._move(package, amount, "unknown")

@@ -13,7 +13,9 @@
 delivery reports decide: listed there, it is ``sent`` (then final) like any other; absent from
 ``unconfirmed_polls`` reports, it becomes ``unknown``. Its credits stay reserved until then.
 
-``unknown`` can be resolved by an operator: ``resend`` (-> queued) or ``fail`` (-> failed).
+``unknown`` can be resolved by an operator: ``resend`` (-> queued) or ``fail`` (-> failed); one that came
+from ``unconfirmed`` (it has a gateway job) is still looked for in its job's reports until the horizon, and
+moves on (-> sent, or final) if a late report lists it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ ALLOWED_FROM: dict[State, frozenset[State]] = {
     State.SCHEDULED: frozenset({State.QUEUED}),
     State.SENDING: frozenset({State.QUEUED}),
     State.UNCONFIRMED: frozenset({State.SENDING}),
-    State.SENT: frozenset({State.SENDING, State.UNCONFIRMED}),
+    State.SENT: frozenset({State.SENDING, State.UNCONFIRMED, State.UNKNOWN}),
     State.UNKNOWN: frozenset({State.SENDING, State.UNCONFIRMED}),
     State.DELIVERED: frozenset({State.SENT, State.UNKNOWN}),
     State.UNDELIVERED: frozenset({State.SENT, State.UNKNOWN}),

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 from .models import BATCH, EVENT, JOB, MESSAGE, OUTBOX
-from .states import FINAL, BatchState, State, batch_sources, sources
+from .states import ALLOWED_FROM, FINAL, BatchState, State, batch_sources, sources
 
 M = MESSAGE.c
 B = BATCH.c
@@ -430,12 +430,14 @@ def job_messages(conn: Connection, job_id: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
-def confirm_messages(conn: Connection, ids: Sequence[str], now: datetime) -> int:
-    """unconfirmed -> sent for messages a delivery report lists: the gateway has them and charged them.
-    Returns the credits of the rows that moved."""
+def confirm_messages(conn: Connection, ids: Sequence[str], frm: State, now: datetime) -> int:
+    """unconfirmed (or, reported late, unknown) -> sent for messages of a job that a delivery report lists:
+    the gateway has them and charged them. Returns the credits of the rows that moved."""
     if not ids:
         return 0
-    res = conn.execute(update(MESSAGE).where(ids_match(conn, ids), M.state == State.UNCONFIRMED.value)
+    if frm not in ALLOWED_FROM[State.SENT] or frm is State.SENDING:
+        raise ValueError(f"confirm_messages moves unconfirmed or unknown messages, not {frm.value}")
+    res = conn.execute(update(MESSAGE).where(ids_match(conn, ids), M.state == frm.value)
                        .values(state=State.SENT.value, credits_charged=M.credits, last_error=None,
                                updated_at=now).returning(M.credits))
     return sum(int(r[0]) for r in res)

@@ -230,6 +230,7 @@ class _Credits:
 
     charged: int = 0
     released: int = 0
+    charged_late: int = 0  #: of messages already `unknown` (their reservation was released)
 
     def settle(self, ctx: Context, channel: str) -> None:
         package = Channel(channel).package
@@ -237,6 +238,8 @@ class _Credits:
             ctx.ledger.commit(package, self.charged)
         if self.released:
             ctx.ledger.release(package, self.released)
+        if self.charged_late:
+            ctx.ledger.charge_unreserved(package, self.charged_late)
 
 
 def _apply(ctx: Context, conn: Connection, job_id: str, rows: list[dict[str, Any]],
@@ -293,20 +296,25 @@ def _apply(ctx: Context, conn: Connection, job_id: str, rows: list[dict[str, Any
 def _confirm(ctx: Context, conn: Connection, job_id: str,
              pairs: list[tuple[reports.Candidate, Any]], now: datetime, result: SyncResult,
              credits: _Credits) -> list[tuple[reports.Candidate, Any]]:
-    """Unconfirmed messages a report lists: the gateway has them (and charged them): `sent`, then planned
-    like any other. Returns the pairs with those candidates' states updated."""
-    ids = [m.id for m, _ in pairs if m.state == State.UNCONFIRMED.value]
-    if not ids:
+    """Messages of the job a report lists though the send answer did not (`unconfirmed`, or already
+    `unknown` when the report came late): the gateway has them and charged them: `sent`, then planned like
+    any other. Returns the pairs with those candidates' states updated."""
+    waiting = [m.id for m, _ in pairs if m.state == State.UNCONFIRMED.value]
+    late = [m.id for m, _ in pairs if m.state == State.UNKNOWN.value]
+    if not waiting and not late:
         return pairs
-    charged = store.confirm_messages(conn, ids, now)
-    store.add_events(conn, ids, State.SENT, now, "listed by a delivery report")
-    store.add_job_credits(conn, job_id, charged=charged)
+    charged = store.confirm_messages(conn, waiting, State.UNCONFIRMED, now)
+    charged_late = store.confirm_messages(conn, late, State.UNKNOWN, now)
+    store.add_events(conn, waiting + late, State.SENT, now, "listed by a delivery report")
+    store.add_job_credits(conn, job_id, charged=charged + charged_late, released=-charged_late)
     credits.charged += charged
-    result.confirmed += len(ids)
-    result.rows_updated += len(ids)
-    log.info("sync: job %s: %d unconfirmed message(s) found in the delivery report: sent", job_id, len(ids))
-    return [(replace(m, state=State.SENT.value) if m.state == State.UNCONFIRMED.value else m, e)
-            for m, e in pairs]
+    credits.charged_late += charged_late
+    result.confirmed += len(waiting) + len(late)
+    result.rows_updated += len(waiting) + len(late)
+    log.info("sync: job %s: %d unconfirmed and %d unknown message(s) found in the delivery report: sent",
+             job_id, len(waiting), len(late))
+    moved = {*waiting, *late}
+    return [(replace(m, state=State.SENT.value) if m.id in moved else m, e) for m, e in pairs]
 
 
 def _unconfirmed_to_unknown(conn: Connection, job_id: str, ids: list[str], reason: str, now: datetime,

@@ -179,3 +179,32 @@ def test_unlisted_messages_are_visible_until_the_reports_settle_them(make_stack)
     metrics = generate_latest(registry_for(stack.ctx)).decode()
     assert f'smspoint_unconfirmed_total{{outcome="unknown"}} {float(dropped)}' in metrics
     assert "smspoint_unconfirmed_messages 0.0" in metrics
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_report_that_comes_after_unknown_still_settles_the_record(make_stack) -> None:
+    """A message the answer left out and the first reports missed is `unknown`; a later report that lists
+    it makes it `sent` and charged again (job credits and the gateway's spend agree)."""
+    from dispatcher import sync
+    from dispatcher.store import add_job_credits, move_messages
+
+    stack = make_stack(**FAST_SYNC)
+    stack.sim.admin.variants(omit_rate=1.0)
+    stack.start_worker(name="sender")
+    ids = [stack.dispatcher.send_sms(number(i), txn_text(i), **TXN) for i in range(10)]
+    stack.wait_until(lambda: stack.counts().get("unconfirmed", 0) == 10, 60, "10 unconfirmed")
+    now = stack.ctx.clock()
+    job_id = stack.dispatcher.get_status(ids[0]).gateway_job_id
+    with transaction(stack.ctx.engine) as conn:  # as if UNCONFIRMED_POLLS reports had missed four of them
+        assert len(move_messages(conn, ids[:4], State.UNKNOWN, now)) == 4
+        add_job_credits(conn, job_id, released=4)
+    result = sync.run(stack.ctx)
+    assert result.confirmed == 10, result
+    rows = {r.id: r for r in rows_of(stack)}
+    assert all(rows[i].state in ("sent", "delivered", "undelivered") and rows[i].credits_charged == 1
+               for i in ids)
+    with transaction(stack.ctx.engine) as conn:
+        [job] = conn.execute(select(JOB.c.credits_reserved, JOB.c.credits_charged,
+                                    JOB.c.credits_released)).all()
+    assert tuple(job) == (10, 10, 0)
+    assert stack.sim.admin.spent()["Transactional"] == 10
