@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.pipeline",
     "tests.fixtures.proxy",
     "tests.fixtures.webhook",
+    "tests.fixtures.httpapi",
 ]

@@ -3,6 +3,17 @@ building its own app from the environment's settings (a fork must not share conn
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
 import uvicorn
 
 from ..context import Context
@@ -20,3 +31,67 @@ def serve(ctx: Context, host: str, port: int, workers: int = 1, *, access_log: b
     from .app import create_app
 
     uvicorn.run(create_app(ctx), **common)  # type: ignore[arg-type]
+
+
+@dataclass
+class ApiProcess:
+    """A ``smsdispatch api`` process group started by ``start_background``."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (the server and any uvicorn worker processes)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (uvicorn finishes requests in flight), then SIGKILL."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> ApiProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def start_background(env: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 0, workers: int = 1,
+                     log: Path | None = None, timeout: float = 30.0) -> ApiProcess:
+    """Start ``smsdispatch api`` with ``env`` (settings as environment variables) in its own process
+    group and wait until /healthz answers (tests and benchmarks)."""
+    port = port or free_port(host)
+    cmd = [sys.executable, "-m", "dispatcher.cli", "api", "--host", host, "--port", str(port),
+           "--workers", str(workers)]
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it open
+    try:
+        proc = subprocess.Popen(cmd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+    api = ApiProcess(proc, f"http://{host}:{port}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"smsdispatch api exited with {proc.returncode}")
+        try:
+            if requests.get(f"{api.base_url}/healthz", timeout=1).ok:
+                return api
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    api.kill()
+    raise RuntimeError(f"smsdispatch api did not answer on {api.base_url} within {timeout:g} s")
