@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import requests
 import uvicorn
 
 from ..context import Context
+from ..demo.procs import free_port
 
 FACTORY = "dispatcher.httpapi.app:create_app"
 
@@ -62,17 +62,11 @@ class ApiProcess:
         self.stop()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def start_background(env: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 0, workers: int = 1,
                      log: Path | None = None, timeout: float = 30.0) -> ApiProcess:
     """Start ``smsdispatch api`` with ``env`` (settings as environment variables) in its own process
     group and wait until /healthz answers (tests and benchmarks)."""
-    port = port or free_port(host)
+    port = port or free_port()
     cmd = [sys.executable, "-m", "dispatcher.cli", "api", "--host", host, "--port", str(port),
            "--workers", str(workers)]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it open
