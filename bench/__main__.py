@@ -27,10 +27,11 @@ from .harness import PG_ADMIN_URL, REDIS_URL, Options, Run
 
 #: Scenario name -> module (run in this order); numbers and short names are accepted too.
 SCENARIOS = {"enqueue": "enqueue", "end_to_end": "end_to_end", "baseline": "baseline", "limit": "limit",
-             "otp_load": "otp_load", "sync": "delivery_sync", "memory_scale": "memory_scale"}
+             "otp_load": "otp_load", "sync": "delivery_sync", "memory_scale": "memory_scale",
+             "http_api": "http_api"}
 ALIASES = {"1": "enqueue", "2": "end_to_end", "e2e": "end_to_end", "3": "baseline", "4": "limit",
            "5": "otp_load", "otp": "otp_load", "6": "sync", "7": "memory_scale", "memory": "memory_scale",
-           "all": "all"}
+           "8": "http_api", "http": "http_api", "all": "all"}
 SMOKE = {"size": 300, "memory_size": 3000, "scale_size": 600, "baseline_size": 60, "profile_size": 2000}
 
 
@@ -63,7 +64,7 @@ def parse(argv: Sequence[str] | None) -> tuple[list[str], Options]:
         elif name in SCENARIOS:
             names.append(name)
         else:
-            p.error(f"unknown scenario {raw!r}; choose from {', '.join(SCENARIOS)} or 1-7")
+            p.error(f"unknown scenario {raw!r}; choose from {', '.join(SCENARIOS)} or 1-8")
     dbs = tuple(d.strip() for d in ns.db.split(",") if d.strip())
     if not dbs or set(dbs) - {"sqlite", "postgresql"}:
         p.error("--db takes sqlite and/or postgresql")

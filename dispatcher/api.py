@@ -66,6 +66,15 @@ class MessageStatus:
     history: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What ``submit_sms`` did: the message id, its state, and whether this call created it."""
+
+    id: str
+    state: str
+    created: bool
+
+
 class Dispatcher:
     """Validates and enqueues messages; safe to share between threads of one process."""
 
@@ -120,6 +129,13 @@ class Dispatcher:
                  template_id: str, idempotency_key: str | None = None, send_at: datetime | None = None,
                  metadata: Mapping[str, Any] | None = None) -> str:
         """Validate and enqueue one message; returns its id at once."""
+        return self.submit_sms(to, text, channel=channel, sender_id=sender_id, template_id=template_id,
+                               idempotency_key=idempotency_key, send_at=send_at, metadata=metadata).id
+
+    def submit_sms(self, to: str | int, text: str, *, channel: Channel | str, sender_id: str,
+                   template_id: str, idempotency_key: str | None = None, send_at: datetime | None = None,
+                   metadata: Mapping[str, Any] | None = None) -> Submitted:
+        """send_sms, also telling whether this call made the message or found it by its idempotency key."""
         ch = self._check_common(channel, sender_id, template_id, send_at)
         prepared = self._prepare(to, text, ch, sender_id, template_id)
         if idempotency_key is not None:
@@ -148,9 +164,9 @@ class Dispatcher:
         if when is None:
             self._push([(row["id"], store.group_key(ch.value, sender_id, template_id,
                                                     prepared["is_unicode"]))])
-        return str(row["id"])
+        return Submitted(str(row["id"]), str(row["state"]), True)
 
-    def _existing(self, key: str, prepared: dict[str, Any], ch: Channel) -> str | None:
+    def _existing(self, key: str, prepared: dict[str, Any], ch: Channel) -> Submitted | None:
         with reading(self.ctx.engine) as conn:
             found = store.find_by_idempotency_key(conn, key)
         if found is None:
@@ -158,7 +174,7 @@ class Dispatcher:
         if (found["number"], found["text"], found["channel"]) != (prepared["number"], prepared["text"],
                                                                    ch.value):
             raise IdempotencyConflict(key, found["id"])
-        return str(found["id"])
+        return Submitted(str(found["id"]), str(found["state"]), False)
 
     def _push(self, items: list[tuple[str, str]]) -> None:
         try:

@@ -152,3 +152,23 @@ BATCH = Batch.__table__  # type: ignore[attr-defined]
 JOB = GatewayJob.__table__  # type: ignore[attr-defined]
 EVENT = MessageEvent.__table__  # type: ignore[attr-defined]
 OUTBOX = HookOutbox.__table__  # type: ignore[attr-defined]
+
+
+class ApiKey(SQLModel, table=True):
+    """A key of the HTTP API. Only a SHA-256 of the key is stored; the key itself is shown once."""
+
+    __tablename__ = "api_key"
+
+    #: the key's public part (``smsd_<id>_<secret>``): finds the row, and names the key in lists and logs
+    id: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    secret_hash: str = Field(max_length=64)
+    #: comma-separated: send, read
+    scopes: str = Field(max_length=64)
+    #: requests per second; None: Settings.api_rate_per_s
+    rate_per_s: float | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+API_KEY = ApiKey.__table__  # type: ignore[attr-defined]

@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     flower_password: SecretStr = Field(default=SecretStr(""), description="Flower basic-auth password")
     metrics_port: int = Field(default=9808, description="Prometheus exporter port (0 = off)")
 
+    # --- HTTP API (smsdispatch api)
+    api_host: str = Field(default="127.0.0.1", description="HTTP API bind address")
+    api_port: int = Field(default=8080, ge=1, le=65535, description="HTTP API port")
+    api_max_body_bytes: int = Field(default=5_000_000, ge=1024, description="HTTP API: largest request body")
+    api_max_bulk_rows: int = Field(default=10_000, ge=1, description="HTTP API: most messages per bulk POST")
+    api_rate_per_s: float = Field(default=100.0, gt=0,
+                                  description="HTTP API: requests/s of a key created without --rate")
+    api_key_cache_s: float = Field(default=5.0, ge=0,
+                                   description="HTTP API: seconds a key lookup is reused (revocation delay)")
+
     @field_validator("channel_map", mode="before")
     @classmethod
     def _parse_channel_map(cls, value: object) -> object:

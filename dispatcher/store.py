@@ -138,7 +138,8 @@ class MessageWriter:
 
 
 def find_by_idempotency_key(conn: Connection, key: str) -> dict[str, Any] | None:
-    row = conn.execute(select(M.id, M.number, M.text, M.channel).where(M.idempotency_key == key)).first()
+    row = conn.execute(select(M.id, M.number, M.text, M.channel, M.state)
+                       .where(M.idempotency_key == key)).first()
     return dict(row._mapping) if row else None
 
 

@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.pipeline",
     "tests.fixtures.proxy",
     "tests.fixtures.webhook",
+    "tests.fixtures.httpapi",
 ]
 
 

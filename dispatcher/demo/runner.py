@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -44,6 +45,7 @@ class Demo:
         self.sync = sync
         self.prefix = f"smspoint-demo-{secrets.token_hex(4)}"
         self.flower_url: str | None = None
+        self.curl: str | None = None
         self.shared_redis: str | None = None
         self.ctx: Context | None = None
         self.finished = False
@@ -51,8 +53,9 @@ class Demo:
         self.timings: dict[str, float] = {}
         self.simulated = True
 
-    def say(self, text: str) -> None:
-        self.console.print(text)
+    def say(self, text: str, markup: bool = True) -> None:
+        """One line; plain text (markup off) is never wrapped, so a printed command can be copied."""
+        self.console.print(text, markup=markup, soft_wrap=not markup)
 
     # ------------------------------------------------------------------ set-up
 
@@ -86,6 +89,7 @@ class Demo:
         self._start_workers(env)
         if self.opts.flower:
             self._start_flower(env)
+        self._start_api(env)
         if not self.sync:
             self.say("  reports    [yellow]dispatcher.sync is not in this checkout: messages stop at 'sent' "
                      "(no delivery reports)[/]")
@@ -197,6 +201,33 @@ class Demo:
         self.say(f"  flower     {self.flower_url}  user [bold]demo[/]  "
                  f"password [bold]{self.flower_password}[/]")
 
+    def _start_api(self, env: dict[str, str]) -> None:
+        import sys
+
+        import requests
+
+        from ..httpapi import keyring
+        from ..httpapi.keys import Scope
+
+        assert self.ctx is not None
+        port = free_port()
+        argv = [sys.executable, "-m", "dispatcher.cli", "api", "--port", str(port)]
+        child = self.children.start("api", argv, env)
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return requests.get(f"{url}/healthz", timeout=1).ok
+            except requests.RequestException:
+                return False
+
+        child.wait_for(up, 60.0)
+        _, key = keyring.create(self.ctx, "demo", frozenset(Scope), None)
+        self.say(f"  http api   {url}/docs  key [bold]{key}[/]")
+        if self.simulated:  # a real gateway: the demo never invents a recipient
+            self.curl = curl_line(url, key)
+            self.say("  try it     " + self.curl, markup=False)
+
     # ------------------------------------------------------------------ enqueue and watch
 
     def enqueue_and_watch(self) -> None:
@@ -287,6 +318,8 @@ class Demo:
                  f"settled after {t.get('settled', 0):.1f} s; logs in {self.children.logs}")
         if self.flower_url:
             self.say(f"Flower: {self.flower_url} (user demo, password {self.flower_password})")
+        if self.curl and self.opts.keep_running:
+            self.say("HTTP API: " + self.curl, markup=False)
         self.finished = True
 
     def stop(self) -> None:
@@ -306,6 +339,15 @@ class Demo:
             self.say(f"[red]still running after stop: pids {left}[/]")
         else:
             self.say(f"stopped {len(self.children.started)} process group(s); nothing left running")
+
+
+def curl_line(url: str, key: str) -> str:
+    """A curl command that enqueues one message matching the simulator's default catalogue."""
+    from ..simulator.samples import TXN, number, txn_text
+
+    body = json.dumps({"to": number(4242), "text": txn_text(4242), **TXN})
+    return (f"curl -sS -X POST {url}/v1/messages -H 'Authorization: Bearer {key}' "
+            f"-H 'Content-Type: application/json' -d '{body}'")
 
 
 def _safe_url(url: str) -> str:

@@ -60,13 +60,14 @@ def _run(args: list[str], redis_url: str, marker: str, timeout: float) -> subpro
 @pytest.mark.timeout(420)
 def test_every_scenario_writes_its_results_and_cleans_up(redis_url: str, pg_available: None,
                                                          tmp_path: Path) -> None:
-    """python -m bench --smoke: seven JSON results with positive rates, the plots, and nothing left over."""
+    """python -m bench --smoke: eight JSON results with positive rates, the plots, and nothing left over."""
     marker = uuid.uuid4().hex
     _, prefixes_before, dbs_before = _leftovers(marker, redis_url)
     proc = _run(["bench", "--smoke", "--out", str(tmp_path)], redis_url, marker, timeout=400)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json") if p.stem != "summary"}
-    assert set(results) == {"enqueue", "end_to_end", "baseline", "limit", "otp_load", "sync", "memory_scale"}
+    assert set(results) == {"enqueue", "end_to_end", "baseline", "limit", "otp_load", "sync", "memory_scale",
+                            "http_api"}
     for r in results.values():
         assert KEYS <= r.keys(), r["scenario"]
         assert r["machine"]["cores"] and r["machine"]["postgresql"] and r["machine"]["redis"]
@@ -85,6 +86,8 @@ def test_every_scenario_writes_its_results_and_cleans_up(redis_url: str, pg_avai
               "cprofile.worker_collect_send.total_s", "cprofile.producer_send_bulk.total_s")
     _positive(results["otp_load"]["results"], "otp_under_load.n", "otp_under_load.p99_ms", "promo_rate")
     _positive(results["memory_scale"]["results"], "memory.rate", "memory.peak_process_hwm_mb")
+    _positive(results["http_api"]["results"], "http_single.rate", "http_single.p99_ms", "lib_single.rate",
+              "lib_single.p99_ms", "http_bulk.rate", "lib_bulk.rate")
     assert all(p["rate"] > 0 for p in results["memory_scale"]["results"]["sweep"])
     assert results["baseline"]["ratios"] and results["limit"]["ratios"]
     pids, prefixes, dbs = _leftovers(marker, redis_url)

@@ -97,7 +97,10 @@ def test_ctrl_c_stops_everything_including_a_private_redis_and_flower(tmp_path):
                                   out).groups()  # type: ignore[union-attr]
         assert requests.get(url, timeout=10).status_code == 401
         assert requests.get(url, auth=("demo", password), timeout=10).status_code == 200
-        assert len(processes_in(tmp_path)) >= 6  # redis, simulator, two workers (and pools), beat, flower
+        assert len(processes_in(tmp_path)) >= 7  # redis, simulator, workers (and pools), beat, flower, api
+        curl = re.search(r"try it\s+(curl .*)$", out, flags=re.MULTILINE).group(1)  # type: ignore[union-attr]
+        sent = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
+        assert sent.returncode == 0 and '"state":"queued"' in sent.stdout, sent.stdout + sent.stderr
         proc.send_signal(signal.SIGINT)
         assert proc.wait(90) == 0
     finally:
@@ -106,7 +109,7 @@ def test_ctrl_c_stops_everything_including_a_private_redis_and_flower(tmp_path):
             proc.wait()
     reader.join(10)
     out = "".join(lines)
-    assert "stopping: flower, beat, worker-bulk, worker-otp, simulator, redis" in out
+    assert "stopping: api, flower, beat, worker-bulk, worker-otp, simulator, redis" in out
     assert "nothing left running" in out
     assert processes_in(tmp_path) == []
     assert any((tmp_path / "demo-run" / "redis").iterdir())  # the AOF

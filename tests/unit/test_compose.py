@@ -28,7 +28,9 @@ WORKERS = {"otp": "worker-otp", "bulk": "worker-bulk"}
 BEAT_COMMAND = ["celery", "-A", "workers.app", "beat"]
 SIMULATOR_COMMAND = ["smsdispatch", "simulator", "--host", "0.0.0.0", "--port", "8765"]
 SIMULATOR_BASE_URL = "http://simulator:8765/api/v1"
-LONG_RUNNING = {"redis", "postgres", "simulator", "worker-otp", "worker-bulk", "beat", "flower", "metrics"}
+LONG_RUNNING = {"redis", "postgres", "simulator", "worker-otp", "worker-bulk", "beat", "flower", "metrics",
+                "api"}
+API_COMMAND = ["smsdispatch", "api", "--host", "0.0.0.0", "--port", "8080"]
 SECRET_NAME = re.compile(r"(_KEY|PASSWORD|SECRET|TOKEN|AUTH)$")
 #: ${VAR}, ${VAR:-default}, ${VAR:?message}; $${...} is an escaped dollar, not a reference.
 VAR_REF = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}")
@@ -335,7 +337,7 @@ def test_startup_order_waits_for_health(services: dict[str, dict[str, Any]]) -> 
     migrate = services["migrate"]
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert migrate["restart"] == "no"
-    for name in ("worker-otp", "worker-bulk", "beat", "metrics"):
+    for name in ("worker-otp", "worker-bulk", "beat", "metrics", "api"):
         deps = services[name]["depends_on"]
         assert deps["redis"]["condition"] == "service_healthy", name
         assert deps["postgres"]["condition"] == "service_healthy", name
@@ -381,3 +383,13 @@ def test_dockerignore_keeps_secrets_out_of_the_image() -> None:
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
     assert {"pyproject.toml", "requirements.lock", "dispatcher", "workers"} <= allowed
     assert not any(path.startswith((".env", ".venv", ".git")) for path in allowed)
+
+
+def test_api_service_serves_the_cli_command_and_checks_readiness(services: dict[str, dict[str, Any]]) -> None:
+    """The api service runs `smsdispatch api` on 0.0.0.0:8080, publishes it on loopback, checks /readyz."""
+    api = services["api"]
+    command = api["command"]
+    assert command[:len(API_COMMAND)] == API_COMMAND
+    assert int(option(command, "--workers")) >= 1
+    assert "127.0.0.1:8080:8080" in api["ports"]
+    assert "http://127.0.0.1:8080/readyz" in healthcheck_text(api)

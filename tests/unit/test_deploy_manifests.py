@@ -24,6 +24,8 @@ SECRET = "smspoint-secrets"
 CONFIGMAP = "smspoint-config"
 WORKERS = {"otp": "smspoint-worker-otp", "bulk": "smspoint-worker-bulk"}
 BEAT = "smspoint-beat"
+API = "smspoint-api"
+API_COMMAND = ["smsdispatch", "api", "--host", "0.0.0.0", "--port", "8080"]
 BEAT_COMMAND = ["celery", "-A", "workers.app", "beat"]
 SIMULATOR_COMMAND = ["smsdispatch", "simulator", "--host", "0.0.0.0", "--port", "8765"]
 SECRET_NAME = re.compile(r"(_KEY|PASSWORD|SECRET|TOKEN|AUTH)$")
@@ -104,10 +106,11 @@ def test_expected_objects_exist(docs: list[tuple[str, Doc]]) -> None:
     assert NAMESPACE in of_kind(docs, "Namespace")
     assert CONFIGMAP in of_kind(docs, "ConfigMap")
     assert SECRET in of_kind(docs, "Secret")
-    expected = {*WORKERS.values(), BEAT, "smspoint-flower", "smspoint-metrics", "smspoint-simulator"}
+    expected = {*WORKERS.values(), BEAT, "smspoint-flower", "smspoint-metrics", "smspoint-simulator", API}
     assert set(of_kind(docs, "Deployment")) == expected
     assert "smspoint-migrate" in of_kind(docs, "Job")
-    assert {"smspoint-flower", "smspoint-metrics", "smspoint-simulator"} <= set(of_kind(docs, "Service"))
+    assert {"smspoint-flower", "smspoint-metrics", "smspoint-simulator", API} <= set(of_kind(docs, "Service"))
+    assert set(of_kind(docs, "HorizontalPodAutoscaler")) == {API}
     assert set(of_kind(docs, "ScaledObject")) == set(WORKERS.values())
 
 
@@ -333,3 +336,31 @@ def test_keda_reads_the_redis_the_app_uses(docs: list[tuple[str, Doc]]) -> None:
             auth = auths[trigger["authenticationRef"]["name"]]
             for target in auth["spec"]["secretTargetRef"]:
                 assert target["name"] == SECRET and target["key"] in secret, name
+
+
+# ----------------------------------------------------------------------------- the HTTP API
+
+
+def test_api_runs_the_cli_command_with_http_probes(docs: list[tuple[str, Doc]]) -> None:
+    """The API pod runs `smsdispatch api` on 8080; readiness /readyz (database, Redis), liveness /healthz."""
+    (container,) = containers(of_kind(docs, "Deployment")[API])
+    assert container["command"][:len(API_COMMAND)] == API_COMMAND
+    assert 8080 in {p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+
+
+def test_api_is_scaled_by_its_autoscaler(docs: list[tuple[str, Doc]]) -> None:
+    """The HorizontalPodAutoscaler targets the API Deployment (which sets no replicas of its own) on CPU,
+    and the Deployment requests CPU (utilization is a share of the request)."""
+    hpa = of_kind(docs, "HorizontalPodAutoscaler")[API]
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", API)
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"} == {"cpu"}
+    deployment = of_kind(docs, "Deployment")[API]
+    assert "replicas" not in deployment["spec"]
+    (container,) = containers(deployment)
+    assert container["resources"]["requests"]["cpu"]
+    kustomization = next(doc for _, doc in docs if doc["kind"] == "Kustomization")
+    assert "api.yaml" in kustomization["resources"]

@@ -1,0 +1,155 @@
+"""The endpoints: thin translations between HTTP and the library's Dispatcher (which validates, writes and
+enqueues exactly as ``send_sms`` / ``send_bulk`` / ``get_status`` do in-process)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from redis.exceptions import RedisError
+from sqlalchemy import text
+
+from ..api import Dispatcher, MessageStatus
+from ..catalog import Catalog, Sender, Tmpl
+from ..context import Context
+from ..db import reading
+from ..errors import QueueUnavailable
+from .auth import Authenticator
+from .keys import Scope
+from .keys_store import ApiKeyRecord
+from .problems import Problem
+from .schemas import (
+    Accepted,
+    Balance,
+    BulkAccepted,
+    BulkIn,
+    Health,
+    MessageIn,
+    PackageCredits,
+    Readiness,
+    RowReject,
+)
+
+#: Declares the scheme in the OpenAPI document; the header itself is checked by Authenticator.
+bearer = HTTPBearer(auto_error=False, description="An API key from `smsdispatch api-key create`")
+
+router = APIRouter()
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _dispatcher(request: Request) -> Dispatcher:
+    return request.app.state.dispatcher  # type: ignore[no-any-return]
+
+
+def _auth(request: Request, scope: Scope) -> ApiKeyRecord:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator.authorize(request.headers.get("authorization"), scope)
+
+
+def sender_key(request: Request, _: Annotated[Any, Security(bearer)] = None) -> ApiKeyRecord:
+    return _auth(request, Scope.SEND)
+
+
+def reader_key(request: Request, _: Annotated[Any, Security(bearer)] = None) -> ApiKeyRecord:
+    return _auth(request, Scope.READ)
+
+
+SendKey = Annotated[ApiKeyRecord, Depends(sender_key)]
+ReadKey = Annotated[ApiKeyRecord, Depends(reader_key)]
+
+
+@router.post("/v1/messages", status_code=202, response_model=Accepted, tags=["messages"],
+             summary="Enqueue one SMS",
+             responses={200: {"model": Accepted, "description": "Idempotent replay: the first request's id"}})
+def post_message(body: MessageIn, request: Request, response: Response, key: SendKey,
+                 idempotency_key: Annotated[str | None, Header(
+                     alias="Idempotency-Key", description="Same key and body again: the first id (200); "
+                                                          "same key, other body: 409")] = None) -> Accepted:
+    """Validated completely before anything is written; once answered 202 the message is committed."""
+    done = _dispatcher(request).submit_sms(
+        body.to, body.text, channel=body.channel, sender_id=body.sender_id, template_id=body.template_id,
+        idempotency_key=idempotency_key, send_at=body.send_at, metadata=body.metadata)
+    if not done.created:
+        response.status_code = 200
+    return Accepted(id=done.id, state=done.state)
+
+
+@router.post("/v1/messages/bulk", status_code=202, response_model=BulkAccepted, tags=["messages"],
+             summary="Enqueue many SMS of one channel, sender id and template")
+def post_bulk(body: BulkIn, request: Request, key: SendKey) -> BulkAccepted:
+    """All or nothing (422 lists every invalid row) unless skip_invalid; one transaction either way."""
+    limit = _ctx(request).settings.api_max_bulk_rows
+    if len(body.messages) > limit:
+        raise Problem(413, f"{len(body.messages)} messages in one request; at most {limit}",
+                      slug="too-many-rows", errors=[{"field": "messages", "reason": f"at most {limit} rows"}])
+    result = _dispatcher(request).send_bulk(
+        ((row.to, row.text) for row in body.messages), channel=body.channel, sender_id=body.sender_id,
+        template_id=body.template_id, send_at=body.send_at, skip_invalid=body.skip_invalid)
+    return BulkAccepted(ids=list(result), rejects=[RowReject(index=r.index, field=r.field, reason=r.reason)
+                                                   for r in result.rejects])
+
+
+@router.get("/v1/messages/{message_id}", response_model=MessageStatus, tags=["messages"],
+            summary="A message's state, timestamps, gateway ids, credits and history (number masked)")
+def get_message(message_id: str, request: Request, key: ReadKey) -> MessageStatus:
+    return _dispatcher(request).get_status(message_id)
+
+
+@router.get("/v1/balance", response_model=Balance, tags=["account"],
+            summary="Credits per package, as the workers last fetched them")
+def get_balance(request: Request, key: ReadKey) -> Balance:
+    try:
+        snapshot = _ctx(request).ledger.snapshot()
+    except RedisError as exc:
+        raise QueueUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
+    return Balance(packages={name: PackageCredits.model_validate(v) for name, v in snapshot.items()})
+
+
+def _catalog(request: Request) -> Catalog:
+    ctx = _ctx(request)
+    try:
+        return ctx.catalog.get() or ctx.catalog.refresh(ctx.client)
+    except RedisError as exc:
+        raise QueueUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
+
+
+@router.get("/v1/senders", response_model=list[Sender], tags=["account"],
+            summary="The account's DLT sender ids (the shared catalogue)")
+def get_senders(request: Request, key: ReadKey) -> list[Sender]:
+    return list({id(s): s for s in _catalog(request).senders.values()}.values())  # indexed twice: once
+
+
+@router.get("/v1/templates", response_model=list[Tmpl], tags=["account"],
+            summary="The account's DLT templates (the shared catalogue)")
+def get_templates(request: Request, key: ReadKey) -> list[Tmpl]:
+    return list({id(t): t for t in _catalog(request).templates.values()}.values())
+
+
+@router.get("/healthz", response_model=Health, tags=["operations"], summary="The process is up")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, tags=["operations"],
+            summary="The database and Redis answer (503 when either does not)",
+            responses={503: {"model": Readiness, "description": "The database or Redis does not answer"}})
+def readyz(request: Request) -> Any:
+    ctx = _ctx(request)
+    database = redis = True
+    try:
+        with reading(ctx.engine) as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        database = False
+    try:
+        ctx.redis.ping()
+    except Exception:  # noqa: BLE001
+        redis = False
+    ready = database and redis
+    body = Readiness(status="ready" if ready else "unavailable", database=database, redis=redis)
+    return body if ready else JSONResponse(body.model_dump(), status_code=503)

@@ -1,0 +1,119 @@
+"""Request and response bodies of the HTTP API (pydantic models; the OpenAPI document is made from them).
+
+Request models forbid unknown fields and check only types: the values themselves (numbers, texts,
+sender ids, templates, metadata size) are checked by the library's Dispatcher, which owns those rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ..channels import Channel
+
+_IN = ConfigDict(extra="forbid")
+
+TO = Field(description="Mobile number: E.164 (+919812345678), national (9812345678) or digits only",
+           examples=["+919812345678"])
+
+
+class MessageIn(BaseModel):
+    """One SMS to enqueue."""
+
+    model_config = _IN
+
+    to: str | int = TO
+    text: str = Field(description="The text; must match the DLT template", examples=["Your OTP is 123456"])
+    channel: Channel = Field(description="transactional, promotional or otp")
+    sender_id: str = Field(description="A DLT sender id registered on the account", examples=["SMSPNT"])
+    template_id: str = Field(description="The DLT template the text matches")
+    send_at: AwareDatetime | None = Field(default=None, description="Send at (ISO 8601 with offset)")
+    metadata: dict[str, Any] | None = Field(default=None, description="Yours, returned with the status "
+                                                                      "(at most 4000 characters as JSON)")
+
+
+class BulkRow(BaseModel):
+    """One recipient of a bulk request."""
+
+    model_config = _IN
+
+    to: str | int = TO
+    text: str
+
+
+class BulkIn(BaseModel):
+    """Many SMS of one channel, sender id and template."""
+
+    model_config = _IN
+
+    channel: Channel
+    sender_id: str
+    template_id: str
+    send_at: AwareDatetime | None = None
+    skip_invalid: bool = Field(default=False, description="Enqueue the valid rows and list the others in "
+                                                          "`rejects` (default: all or nothing)")
+    messages: list[BulkRow] = Field(description="The recipients; at most API_MAX_BULK_ROWS (413 past it)")
+
+
+class Accepted(BaseModel):
+    """An enqueued message."""
+
+    id: str
+    state: str = Field(description="queued, or scheduled when it waits for send_at / the promo window")
+
+
+class RowReject(BaseModel):
+    index: int = Field(description="Position of the row in `messages`, from 0")
+    field: str
+    reason: str
+
+
+class BulkAccepted(BaseModel):
+    """The ids of the enqueued messages in input order, and the rows skipped (skip_invalid)."""
+
+    ids: list[str]
+    rejects: list[RowReject]
+
+
+class PackageCredits(BaseModel):
+    available: int | None = Field(description="Free to reserve; null until a worker fetched the balance")
+    inflight: int | None
+    spent: int | None
+    unknown: int | None
+    age_s: float | None = Field(description="Seconds since the balance was fetched from the gateway")
+
+
+class Balance(BaseModel):
+    """Credits per gateway package, as the workers share them (refreshed every BALANCE_REFRESH_S)."""
+
+    packages: dict[str, PackageCredits]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready, or unavailable (then the answer is 503)")
+    database: bool
+    redis: bool
+
+
+class ProblemError(BaseModel):
+    field: str
+    reason: str
+    index: int | None = None
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemError] | None = None

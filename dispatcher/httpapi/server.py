@@ -1,0 +1,91 @@
+"""Serving the API under uvicorn: one process, or ``workers`` processes (uvicorn's supervisor), each
+building its own app from the environment's settings (a fork must not share connections)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import uvicorn
+
+from ..context import Context
+from ..demo.procs import free_port
+
+FACTORY = "dispatcher.httpapi.app:create_app"
+
+
+def serve(ctx: Context, host: str, port: int, workers: int = 1, *, access_log: bool = False) -> None:
+    """Run until SIGINT / SIGTERM (uvicorn finishes the requests in flight first)."""
+    common = {"host": host, "port": port, "http": "httptools", "access_log": access_log,
+              "log_level": "info", "timeout_graceful_shutdown": 30, "server_header": False}
+    if workers > 1:
+        uvicorn.run(FACTORY, factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        return
+    from .app import create_app
+
+    uvicorn.run(create_app(ctx), **common)  # type: ignore[arg-type]
+
+
+@dataclass
+class ApiProcess:
+    """A ``smsdispatch api`` process group started by ``start_background``."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (the server and any uvicorn worker processes)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (uvicorn finishes requests in flight), then SIGKILL."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> ApiProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_background(env: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 0, workers: int = 1,
+                     log: Path | None = None, timeout: float = 30.0) -> ApiProcess:
+    """Start ``smsdispatch api`` with ``env`` (settings as environment variables) in its own process
+    group and wait until /healthz answers (tests and benchmarks)."""
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "dispatcher.cli", "api", "--host", host, "--port", str(port),
+           "--workers", str(workers)]
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it open
+    try:
+        proc = subprocess.Popen(cmd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+    api = ApiProcess(proc, f"http://{host}:{port}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"smsdispatch api exited with {proc.returncode}")
+        try:
+            if requests.get(f"{api.base_url}/healthz", timeout=1).ok:
+                return api
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    api.kill()
+    raise RuntimeError(f"smsdispatch api did not answer on {api.base_url} within {timeout:g} s")
