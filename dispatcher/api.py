@@ -86,8 +86,8 @@ class Dispatcher:
                 text = smart_encode(text)
         m = measure(text)
         catalog = self.ctx.catalog.get()
-        if catalog is not None:
-            catalog.check(channel, sender_id, template_id, text)
+        slots = catalog.check(channel, sender_id, template_id, text) if catalog is not None else []
+        self.ctx.whitelist.get().check(text, slots)
         return {"number": number, "text": text, "parts": m.parts, "credits": m.credits,
                 "is_unicode": m.is_unicode}
 
