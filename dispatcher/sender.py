@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
-from . import store
+from . import optout, store
 from .channels import Channel
 from .context import Context
 from .credits import ReserveResult
@@ -68,6 +68,7 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     if batch is None or batch["state"] != "pending":
         return SendOutcome(batch_id, "skipped", detail=f"batch is {batch['state'] if batch else 'missing'}")
     channel = Channel(batch["channel"])
+    messages = optout.drop_opted_out(ctx, batch_id, channel, messages) if messages else messages
     if not messages:
         with transaction(ctx.engine) as conn:
             store.move_batch(conn, batch_id, ["pending"], "cancelled", ctx.clock())
