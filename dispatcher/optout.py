@@ -198,6 +198,8 @@ def drop_opted_out(ctx: Context, batch_id: str, channel: Channel,
                    messages: list[store.Outgoing]) -> list[store.Outgoing]:
     """Fail the batch's messages to numbers that opted out since they were enqueued; returns the rest.
     Called before credits are reserved, so none is reserved for them."""
+    if not messages:
+        return messages
     with reading(ctx.engine) as conn:
         hits = suppressed(ctx, conn, [m.number for m in messages], channel.value)
     if not hits:

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
-from dispatcher import collector, repair, sender
+from dispatcher import breaker, collector, repair, sender
 from dispatcher.context import get_context
 from dispatcher.errors import StorageUnavailable
 from dispatcher.publish import CeleryPublisher
@@ -19,6 +19,7 @@ from dispatcher.publish import CeleryPublisher
 from .app import app
 from .queues import (
     LANE_QUEUES,
+    TASK_BREAKER_SCAN,
     TASK_CATALOG,
     TASK_COLLECT,
     TASK_RELEASE,
@@ -94,3 +95,9 @@ def release_due() -> dict[str, Any]:
 def refresh_catalog() -> dict[str, Any]:
     """Refresh the sender-id / template catalogue in Redis when it is older than catalog_refresh_s."""
     return repair.refresh_catalog(_ctx())
+
+
+@app.task(name=TASK_BREAKER_SCAN)
+def breaker_scan() -> dict[str, int]:
+    """Count undelivered reports with DLT remarks per (sender id, template) for the breaker."""
+    return breaker.scan_reports(_ctx())

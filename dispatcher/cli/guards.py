@@ -1,4 +1,4 @@
-"""Guard commands: ``optout add | remove | list | import | export``."""
+"""Guard commands: ``optout add | remove | list | import | export`` and ``breaker list | release``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .. import optout
+from .. import breaker, optout
 from .common import err, fmt_time, out, print_json, state
 
 JSON_HELP = "Print the result as JSON (for scripts)."
@@ -98,5 +98,44 @@ def export(ctx: typer.Context,
     err.print(f"exported {n} opt-out(s) to {path}")
 
 
+breaker_app = typer.Typer(help="Breakers that stopped a sender id / template after bad outcomes.",
+                          no_args_is_help=True)
+
+
+@breaker_app.command("list")
+def breaker_list(ctx: typer.Context,
+                 show_all: bool = typer.Option(False, "--all", help="Released breakers too."),
+                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List open breakers (sender id, template, since, why)."""
+    st = state(ctx)
+    rows = breaker.breakers(st.ctx, open_only=not show_all)
+    if as_json:
+        print_json(rows)
+        return
+    t = Table()
+    for col in ("sender id", "template", "state", "opened", "why"):
+        t.add_column(col)
+    for r in rows:
+        opened = fmt_time(r["opened_at"], st.settings.timezone)
+        t.add_row(r["sender_id"], r["template_id"], r["state"], opened, r["reason"] or "-")
+    out.print(t)
+
+
+@breaker_app.command("release")
+def breaker_release(ctx: typer.Context,
+                    sender_id: str = typer.Argument(..., help="The group's sender id."),
+                    template_id: str = typer.Argument(..., help="The group's template id."),
+                    by: str = typer.Option("cli", "--by", help="Who released it.")) -> None:
+    """Close a breaker and queue its held messages again (after fixing the cause).
+
+    Example:
+
+        smsdispatch breaker release SMSPNT 1207161000000000002
+    """
+    n = breaker.release(state(ctx).ctx, sender_id, template_id, by)
+    out.print(f"released: {n} message(s) queued again")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(optout_app, name="optout")
+    app.add_typer(breaker_app, name="breaker")
