@@ -9,7 +9,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["BulkResult", "Channel", "Dispatcher", "MessageStatus", "get_status", "send_bulk", "send_sms"]
+__all__ = ["BulkResult", "Channel", "Dispatcher", "MessageStatus", "get_status", "opt_in", "opt_out",
+           "send_bulk", "send_sms"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from .channels import Channel
 
         return Channel
+    if name in ("opt_in", "opt_out"):
+        from . import optout
+
+        return getattr(optout, name)
     if name in __all__:
         from . import api
 

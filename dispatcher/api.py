@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from . import store, wakeup
+from . import optout, store, wakeup
 from .channels import Channel
 from .context import Context, get_context
 from .db import reading, transaction
 from .errors import BulkValidationError, IdempotencyConflict, MessageNotFound, RowError, ValidationError
+from .estimate import Estimate, Tally, available_credits
 from .ids import new_id, new_ids
 from .numbers import mask, normalize
 from .schedule import effective_send_at
@@ -95,8 +97,8 @@ class Dispatcher:
                 text = smart_encode(text)
         m = measure(text)
         catalog = self.ctx.catalog.get()
-        if catalog is not None:
-            catalog.check(channel, sender_id, template_id, text)
+        slots = catalog.check(channel, sender_id, template_id, text) if catalog is not None else []
+        self.ctx.whitelist.get().check(text, slots)
         return {"number": number, "text": text, "parts": m.parts, "credits": m.credits,
                 "is_unicode": m.is_unicode}
 
@@ -138,6 +140,7 @@ class Dispatcher:
         """send_sms, also telling whether this call made the message or found it by its idempotency key."""
         ch = self._check_common(channel, sender_id, template_id, send_at)
         prepared = self._prepare(to, text, ch, sender_id, template_id)
+        optout.refuse_if_opted_out(self.ctx, prepared["number"], ch)
         if idempotency_key is not None:
             if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200:
                 raise ValidationError("idempotency_key", "must be a string of 1-200 characters")
@@ -202,9 +205,12 @@ class Dispatcher:
         unicode = bytearray()  # per accepted row, for the group keys pushed after commit
         total = 0
         chunk: list[tuple[str, str, int, int, bool]] = []
+        where: list[int] = []  # each chunk row's index in the input (for opt-out rejects)
         # One transaction: every row is written or none is (a crash or an invalid row rolls it all
         # back). Rows stream to the database chunk by chunk, so memory stays bounded.
-        with transaction(self.ctx.engine) as conn, store.MessageWriter(conn, common) as out:
+        # Opt-outs are looked up on a second connection: on PostgreSQL the first one carries the COPY.
+        with transaction(self.ctx.engine) as conn, reading(self.ctx.engine) as look, \
+                store.MessageWriter(conn, common) as out:
             for index, raw in enumerate(rows):
                 total += 1
                 try:
@@ -214,10 +220,11 @@ class Dispatcher:
                     ids.rejects.append(RowError(index, exc.field, exc.reason))
                     continue
                 chunk.append((p["number"], p["text"], p["parts"], p["credits"], p["is_unicode"]))
+                where.append(index)
                 if len(chunk) >= chunk_size:
-                    self._write(out, chunk, ids, unicode)
-                    chunk = []
-            self._write(out, chunk, ids, unicode)
+                    self._write(out, self._suppress(look, ch, chunk, where, ids), ids, unicode)
+                    chunk, where = [], []
+            self._write(out, self._suppress(look, ch, chunk, where, ids), ids, unicode)
             if ids.rejects and not skip_invalid:
                 raise BulkValidationError(ids.rejects, total)
         if when is None:
@@ -228,6 +235,17 @@ class Dispatcher:
                             for i, mid in enumerate(ids[start:start + PUSH_CHUNK], start)])
         return ids
 
+    def _suppress(self, conn: Connection, ch: Channel, chunk: list[tuple[str, str, int, int, bool]],
+                  where: list[int], ids: BulkResult) -> list[tuple[str, str, int, int, bool]]:
+        """The chunk without rows to numbers that opted out of the channel (each a reject, in order)."""
+        hits = optout.suppressed(self.ctx, conn, [r[0] for r in chunk], ch.value) if chunk else {}
+        if not hits:
+            return chunk
+        ids.rejects.extend(RowError(i, "to", hits[r[0]]) for i, r in zip(where, chunk, strict=True)
+                           if r[0] in hits)
+        ids.rejects.sort(key=lambda e: e.index)
+        return [r for r in chunk if r[0] not in hits]
+
     @staticmethod
     def _write(out: store.MessageWriter, chunk: list[tuple[str, str, int, int, bool]], ids: BulkResult,
                unicode: bytearray) -> None:
@@ -235,6 +253,44 @@ class Dispatcher:
         out.write(mids, chunk)
         ids.extend(mids)
         unicode.extend(1 if r[4] else 0 for r in chunk)
+
+    # ------------------------------------------------------------------ estimate
+
+    def estimate(self, rows: Iterable[Any], *, channel: Channel | str, sender_id: str, template_id: str,
+                 chunk_size: int = BULK_CHUNK) -> Estimate:
+        """What ``send_bulk`` of these rows would enqueue, refuse and cost, and the balance left after;
+        validated exactly as send_bulk validates (opt-outs included). Nothing is written or enqueued."""
+        ch = self._check_common(channel, sender_id, template_id, None)
+        tally = Tally(ch.value, ch.package, smart_encoding=self.settings.smart_encoding)
+        pending: list[tuple[int, str, str, str]] = []
+        with reading(self.ctx.engine) as look:
+            for index, raw in enumerate(rows):
+                try:
+                    number, text = _unpack(raw)
+                    p = self._prepare(number, text, ch, sender_id, template_id)
+                except ValidationError as exc:
+                    tally.refuse(RowError(index, exc.field, exc.reason))
+                    continue
+                pending.append((index, p["number"], p["text"], text))
+                if len(pending) >= chunk_size:
+                    self._tally(look, ch, pending, tally)
+                    pending = []
+            self._tally(look, ch, pending, tally)
+        return tally.result(available_credits(self.ctx, ch.package))
+
+    def _tally(self, conn: Connection, ch: Channel, pending: list[tuple[int, str, str, str]],
+               tally: Tally) -> None:
+        hits = optout.suppressed(self.ctx, conn, [r[1] for r in pending], ch.value) if pending else {}
+        for index, number, text, given in pending:
+            if number in hits:
+                tally.refuse(RowError(index, "to", hits[number]))
+                continue
+            m = measure(text)
+            try:
+                original = measure(given) if given != text else m
+            except ValidationError:  # only smart encoding made it fit
+                original = m
+            tally.accept(index, text, m, original)
 
     # ------------------------------------------------------------------ get_status
 

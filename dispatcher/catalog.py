@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from .channels import Channel
 from .errors import CatalogError, QueueUnavailable, TemplateMismatch
-from .templates import match_template
+from .templates import Slot, match_slots
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ class Catalog:
     templates: dict[str, Tmpl]
     fetched_at: float
 
-    def check(self, channel: Channel, sender_id: str, template_id: str, text: str) -> None:
-        """Raise CatalogError / TemplateMismatch unless sender and template fit the channel and text."""
+    def check(self, channel: Channel, sender_id: str, template_id: str, text: str) -> list[Slot]:
+        """Raise CatalogError / TemplateMismatch unless sender and template fit the channel and text;
+        returns the template's variables as matched in the text."""
         sender = self.senders.get(sender_id)
         if sender is None:
             raise CatalogError("sender_id", f"sender id {sender_id!r} is not registered on this account")
@@ -66,7 +67,7 @@ class Catalog:
             raise CatalogError("template_id", f"template {template_id!r} is registered for {tmpl.channel}, "
                                               f"not {channel.value}")
         try:
-            match_template(tmpl.message, text)
+            return match_slots(tmpl.message, text)
         except TemplateMismatch as exc:
             raise TemplateMismatch(f"does not match template {template_id!r}: {exc.reason}") from exc
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .credits import CreditLedger
     from .gateway import SmsPointClient
     from .ratelimit import RateLimiter
+    from .whitelist import WhitelistSource
 
 
 class Context:
@@ -77,6 +78,12 @@ class Context:
         from .catalog import CatalogCache
 
         return CatalogCache(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def whitelist(self) -> WhitelistSource:
+        from .whitelist import WhitelistSource
+
+        return WhitelistSource(self.settings)
 
     def warm_up(self) -> None:
         """Open the database and Redis connections and build the clients now, so that the first

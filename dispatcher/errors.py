@@ -46,6 +46,20 @@ class TemplateMismatch(ValidationError):
         super().__init__(field, reason)
 
 
+class LinkNotWhitelisted(ValidationError):
+    """A URL or call-back number in the text is not on the account's DLT whitelist (operators block it)."""
+
+    def __init__(self, reason: str, field: str = "text") -> None:
+        super().__init__(field, reason)
+
+
+class OptedOut(ValidationError):
+    """The recipient opted out of the message's channel (suppression list)."""
+
+    def __init__(self, reason: str, field: str = "to") -> None:
+        super().__init__(field, reason)
+
+
 class CatalogError(ValidationError):
     """The sender id or template is unknown, not approved, or registered for another channel."""
 
@@ -82,6 +96,10 @@ class IdempotencyConflict(DispatcherError):
 
 class MessageNotFound(DispatcherError, LookupError):
     """No message has that id."""
+
+
+class BreakerNotFound(DispatcherError, LookupError):
+    """No open breaker for that sender id and template."""
 
 
 class InvalidTransition(DispatcherError):

@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from . import store
+from . import guard_store, store
 from .channels import LANES, PACKAGES
 from .db import transaction
 from .models import MESSAGE
@@ -161,6 +161,7 @@ class SmsPointCollector(Collector):
             held = conn.execute(select(MESSAGE.c.hold_reason, func.count())
                                 .where(MESSAGE.c.state == State.HELD.value)
                                 .group_by(MESSAGE.c.hold_reason)).all()
+            open_breakers = len(guard_store.breakers(conn, open_only=True))
         msgs = GaugeMetricFamily("smspoint_messages", "Messages in the database by state and channel",
                                  labels=["state", "channel"])
         channels = sorted(set(LANES) | {c for _, c in counts})
@@ -181,6 +182,9 @@ class SmsPointCollector(Collector):
         for reason in sorted({r.value for r in HoldReason} | set(by_reason)):
             h.add_metric([reason], by_reason.get(reason, 0))
         yield h
+        yield GaugeMetricFamily("smspoint_breakers_open",
+                                "(sender id, template) groups stopped by the breaker on bad outcomes",
+                                value=open_breakers)
 
     def _redis(self) -> Iterator[Metric]:
         ctx = self.ctx

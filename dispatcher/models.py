@@ -171,4 +171,35 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class OptOut(SQLModel, table=True):
+    """A number that opted out of a channel (suppression list): who recorded it, when and why."""
+
+    __tablename__ = "opt_out"
+
+    number: str = Field(primary_key=True, max_length=20)  #: normalised as message.number
+    channel: str = Field(primary_key=True, max_length=16)
+    created_at: datetime
+    reason: str | None = Field(default=None, max_length=200)
+    source: str | None = Field(default=None, max_length=64)  #: who recorded it (operator, import file...)
+
+
+class Breaker(SQLModel, table=True):
+    """The breaker of one (sender id, template) group: open while its bad outcomes passed the threshold."""
+
+    __tablename__ = "breaker"
+
+    sender_id: str = Field(primary_key=True, max_length=32)
+    template_id: str = Field(primary_key=True, max_length=64)
+    state: str = Field(max_length=16)  #: open | released
+    opened_at: datetime
+    bad: int = 0
+    total: int = 0
+    reason: str | None = Field(default=None, max_length=500)
+    released_at: datetime | None = None
+    released_by: str | None = Field(default=None, max_length=64)
+
+
+
 API_KEY = ApiKey.__table__  # type: ignore[attr-defined]
+OPT_OUT = OptOut.__table__  # type: ignore[attr-defined]
+BREAKER = Breaker.__table__  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ TASK_SYNC = "smspoint.sync_reports"
 TASK_HOOKS = "smspoint.deliver_hooks"
 TASK_TICK = "smspoint.tick_lanes"
 TASK_CATALOG = "smspoint.refresh_catalog"
+TASK_BREAKER_SCAN = "smspoint.breaker_scan"
 
 
 class Publisher(Protocol):

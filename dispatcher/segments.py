@@ -213,3 +213,11 @@ def _fitting_prefix(text: str, *, gsm: bool) -> int:
 
 def _unit_name(encoding: str) -> str:
     return "septets" if encoding == "GSM-7" else "UTF-16 units"
+
+
+def first_ucs2(text: str) -> tuple[int, str] | None:
+    """The first character that forces UCS-2: (its 1-based position, the character), or None (GSM-7)."""
+    for i, char in enumerate(text, 1):
+        if char not in _GSM:
+            return i, char
+    return None

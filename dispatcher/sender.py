@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection
 
-from . import store
+from . import breaker, optout, store
 from .account import held_for_authentication, hold_for_authentication, refresh_balance
 from .channels import Channel
 from .credits import ReserveResult
@@ -75,6 +75,7 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
         return SendOutcome(batch_id, BatchOutcome.SKIPPED,
                            detail=f"batch is {batch['state'] if batch else 'missing'}")
     channel = Channel(batch["channel"])
+    messages = optout.drop_opted_out(ctx, batch_id, channel, messages)
     if not messages:
         with transaction(ctx.engine) as conn:
             store.move_batch(conn, batch_id, BatchState.CANCELLED, ctx.clock())
@@ -87,8 +88,9 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
                              error="outside the promotional window")
         return SendOutcome(batch_id, BatchOutcome.RESCHEDULED, size=moved,
                            detail=f"outside window; at {later}")
-    if held_for_authentication(ctx):
-        return _hold(ctx, batch_id, HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
+    held = _held_lane(ctx, batch)
+    if held is not None:
+        return held
     credits = sum(m.credits for m in messages)
     try:
         reserved = _reserve(ctx, channel.package, credits)
@@ -115,7 +117,17 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     except BaseException:
         ctx.ledger.release(channel.package, credits)
         raise
-    return _call(ctx, batch, channel, messages, credits)
+    return breaker.after_send(ctx, batch, _call(ctx, batch, channel, messages, credits))
+
+
+def _held_lane(ctx: Context, batch: dict[str, Any]) -> SendOutcome | None:
+    """Hold the batch (before any credit is reserved) while gateway authentication fails or its group's
+    breaker is open."""
+    if held_for_authentication(ctx):
+        return _hold(ctx, batch["id"], HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
+    if breaker.is_open(ctx, batch["sender_id"], batch["template_id"]):
+        return _hold(ctx, batch["id"], HoldReason.BREAKER, "breaker open for this sender id and template")
+    return None
 
 
 def _outside_window(ctx: Context, channel: Channel) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -109,6 +109,24 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=5.0, ge=0,
                                    description="HTTP API: seconds a key lookup is reused (revocation delay)")
 
+    # --- DLT links, opt-outs and the breaker on bad outcomes
+    dlt_links: Literal["off", "typed", "strict"] = Field(
+        default="typed", description="Whitelist check of URLs / call-back numbers: off, typed ({#url#}, "
+        "{#urlott#}, {#cbn#} values) or strict (anywhere in the text)")
+    dlt_url_whitelist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Whitelisted URL prefixes, comma-separated (e.g. smspoint.in/t)")
+    dlt_cbn_whitelist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Whitelisted call-back numbers, comma-separated")
+    dlt_whitelist_file: str | None = Field(
+        default=None, description="File of whitelist entries ('url X' / 'cbn N' lines), re-read on change")
+    breaker_window: int = Field(default=200, ge=1, description="Breaker: recent messages judged per group")
+    breaker_threshold: float = Field(default=0.2, gt=0, le=1,
+                                     description="Breaker: share of bad outcomes that opens it")
+    breaker_min_messages: int = Field(default=20, ge=1,
+                                      description="Breaker: judge a group only after this many messages")
+    breaker_scan_interval_s: float = Field(default=30.0, gt=0,
+                                           description="Beat: count undelivered reports with DLT remarks")
+
     @field_validator("channel_map", mode="before")
     @classmethod
     def _parse_channel_map(cls, value: object) -> object:
@@ -138,6 +156,13 @@ class Settings(BaseSettings):
             if not out or any(not v > 0 for v in out):
                 raise ValueError("sync_backoff_min must list one or more minutes, each > 0")
             return out
+        return value
+
+    @field_validator("dlt_url_whitelist", "dlt_cbn_whitelist", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
     @model_validator(mode="after")
@@ -182,6 +207,8 @@ class Settings(BaseSettings):
                 value = ",".join(f"{k}={v}" for k, v in value.items())
             elif isinstance(value, tuple):
                 value = ",".join(f"{v:g}" for v in value)
+            elif isinstance(value, list):
+                value = ",".join(value)
             env["SMSPOINT_CHANNEL_MAP" if name == "channel_map" else name.upper()] = str(value)
         return env
 

@@ -4,7 +4,7 @@
       ▲  │        │  ├──► unconfirmed ──► sent (a report lists it) | unknown (absent from the reports)
       │  │        │  └──► failed (gateway rejected, with reason)
       │  │        ├─────► unknown (the gateway may or may not have it: never resent automatically)
-      │  │        └─────► held (credits / authentication / gateway down) ──► queued
+      │  │        └─────► held (credits / authentication / gateway down / breaker) ──► queued
       │  └──► held ──► queued
     scheduled ──► queued           (send_at reached, or the promotional window opened)
 
@@ -41,6 +41,7 @@ class HoldReason(StrEnum):
     CREDITS = "credits"
     AUTHENTICATION = "authentication"
     GATEWAY_DOWN = "gateway_down"
+    BREAKER = "breaker"  #: the (sender id, template) group's bad outcomes passed the threshold
 
 
 FINAL: frozenset[State] = frozenset({State.DELIVERED, State.UNDELIVERED, State.EXPIRED, State.FAILED})

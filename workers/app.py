@@ -21,6 +21,7 @@ from .queues import (
     ALL_QUEUES,
     QUEUE_MAINTENANCE,
     QUEUE_SYNC,
+    TASK_BREAKER_SCAN,
     TASK_CATALOG,
     TASK_HOOKS,
     TASK_RELEASE,
@@ -61,6 +62,7 @@ def make_app() -> Celery:
             "sync-reports": _every(TASK_SYNC, settings.sync_interval_s, QUEUE_SYNC),
             "deliver-hooks": _every(TASK_HOOKS, settings.hooks_interval_s, QUEUE_SYNC),
             "refresh-catalog": _every(TASK_CATALOG, 30.0, QUEUE_MAINTENANCE),
+            "breaker-scan": _every(TASK_BREAKER_SCAN, settings.breaker_scan_interval_s, QUEUE_MAINTENANCE),
         },
     )
     return app

@@ -31,6 +31,7 @@ ROLE_QUEUES: dict[str, tuple[str, ...]] = {
 
 # Task names are spelled once, in dispatcher.publish (producers publish by name without importing workers).
 from dispatcher.publish import (  # noqa: E402, F401  (re-exported)
+    TASK_BREAKER_SCAN,
     TASK_CATALOG,
     TASK_COLLECT,
     TASK_HOOKS,

@@ -11,12 +11,13 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
-from dispatcher import collector, repair, sender, wakeup
+from dispatcher import breaker, collector, repair, sender, wakeup
 from dispatcher.errors import StorageUnavailable
 
 from .app import app, worker_context
 from .queues import (
     LANE_QUEUES,
+    TASK_BREAKER_SCAN,
     TASK_CATALOG,
     TASK_COLLECT,
     TASK_RELEASE,
@@ -85,3 +86,9 @@ def release_due() -> dict[str, Any]:
 def refresh_catalog() -> dict[str, Any]:
     """Refresh the sender-id / template catalogue in Redis when it is older than catalog_refresh_s."""
     return repair.refresh_catalog(worker_context())
+
+
+@app.task(name=TASK_BREAKER_SCAN)
+def breaker_scan() -> dict[str, int]:
+    """Count undelivered reports with DLT remarks per (sender id, template) for the breaker."""
+    return breaker.scan_reports(worker_context())

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from ..errors import DispatcherError
-from . import gateway, httpapi, messages, ops, services
+from . import gateway, guards, httpapi, messages, ops, preview, services
 from .common import CliState, err
 
 HELP = """Send SMS through TheSMSPoint and operate the dispatcher.
@@ -118,7 +118,7 @@ def root(ctx: typer.Context,
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-for module in (messages, gateway, ops, services, httpapi):
+for module in (messages, gateway, ops, services, httpapi, guards, preview):
     module.register(app)
 
 

@@ -151,6 +151,8 @@ def send(state: SimState, params: dict[str, Any], *, bulk: bool) -> Outcome:
     channel = _flag(params["channel"], tuple(state.channel_map), r.INVALID_CHANNEL)
     is_unicode = _flag(params["is_unicode"], (0, 1), r.INVALID_UNICODE)
     sender_id, template = _template(state, params, channel)
+    if template.template_id in (state.faults.faults.reject_templates or ()):
+        raise Reject(r.TEMPLATE_NOT_APPROVED)
     items = (_bulk_recipients(params["recipient"]) if bulk
              else [{"number": params["recipient"], "text": params["message"]}])
     accepted: list[tuple[str, str, int]] = []

@@ -40,23 +40,31 @@ class Faults:
     credits_exhausted: bool = False  #: every send answers "SMS Credits Not Available"; balance shows 0
     auth_failing: bool = False  #: every call answers "API Key Does Not Exists"
     commands: list[str] | None = field(default=None)  #: None = every command
+    #: sends naming one of these template ids are refused "Template Not Approved" (DLT withdrew them)
+    reject_templates: list[str] | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def _names(name: str, value: Any) -> list[str] | None:
+    """``commands`` (command names) or ``reject_templates`` (template ids): a list, a comma string or null."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [c for c in value.split(",") if c.strip()]
+    what = "command names" if name == "commands" else "template ids"
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise ValueError(f"{name} must be a list of {what} or null")
+    unknown = [c for c in value if c.strip() not in COMMANDS] if name == "commands" else []
+    if unknown:
+        raise ValueError(f"unknown command(s) in commands: {', '.join(unknown)}")
+    return [c.strip() for c in value]
+
+
 def _coerce(name: str, value: Any) -> Any:
-    if name == "commands":
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = [c for c in value.split(",") if c.strip()]
-        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-            raise ValueError("commands must be a list of command names or null")
-        unknown = [c for c in value if c.strip() not in COMMANDS]
-        if unknown:
-            raise ValueError(f"unknown command(s) in commands: {', '.join(unknown)}")
-        return [c.strip() for c in value]
+    if name in ("commands", "reject_templates"):
+        return _names(name, value)
     if name in ("credits_exhausted", "auth_failing"):
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
