@@ -90,6 +90,21 @@ class Settings(BaseSettings):
     flower_password: SecretStr = Field(default=SecretStr(""), description="Flower basic-auth password")
     metrics_port: int = Field(default=9808, description="Prometheus exporter port (0 = off)")
 
+    # --- retention (finished rows only; 0 keeps a table for ever; dispatcher/retention.py)
+    retention_days: float = Field(default=30.0, ge=0,
+                                  description="Final messages (with their events) older are purged; 0 = keep")
+    retention_days_batches: float = Field(default=7.0, ge=0,
+                                          description="Finished batches and closed gateway jobs older are "
+                                                      "purged; 0 = keep")
+    retention_days_hooks: float = Field(default=7.0, ge=0,
+                                        description="Delivered hook rows older are purged; 0 = keep")
+    retention_interval_s: float = Field(default=600.0, gt=0, description="Beat: purge period")
+    retention_chunk_rows: int = Field(default=1000, ge=1, le=10_000,
+                                      description="Rows a purge deletes per transaction")
+    retention_pause_ms: int = Field(default=20, ge=0, description="Pause between purge transactions")
+    retention_run_s: float = Field(default=120.0, gt=0,
+                                   description="Longest purge run; the next run goes on from there")
+
     @field_validator("channel_map", mode="before")
     @classmethod
     def _parse_channel_map(cls, value: object) -> object:
@@ -122,6 +137,16 @@ class Settings(BaseSettings):
                 f"with all its retries can last (retry_max_elapsed_s + connect_timeout + read_timeout = "
                 f"{self.longest_send_s:g} s): the sweeper would mark a batch unknown while a worker "
                 f"still retries it")
+        return self
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        for name in ("retention_days", "retention_days_hooks"):
+            days = getattr(self, name)
+            if days and days * 24 <= self.sync_horizon_h:
+                raise ValueError(f"{name} ({days:g} days) must be 0 (keep) or longer than sync_horizon_h "
+                                 f"({self.sync_horizon_h:g} h): hook rows of failed messages are made "
+                                 "within that horizon, and a purged one would be made (and fired) again")
         return self
 
     # ----------------------------------------------------------------- helpers

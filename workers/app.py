@@ -21,6 +21,7 @@ from .queues import (
     QUEUE_SYNC,
     TASK_CATALOG,
     TASK_HOOKS,
+    TASK_PURGE,
     TASK_RELEASE,
     TASK_SWEEP,
     TASK_SYNC,
@@ -59,6 +60,7 @@ def make_app() -> Celery:
             "sync-reports": _every(TASK_SYNC, settings.sync_interval_s, QUEUE_SYNC),
             "deliver-hooks": _every(TASK_HOOKS, settings.hooks_interval_s, QUEUE_SYNC),
             "refresh-catalog": _every(TASK_CATALOG, 30.0, QUEUE_MAINTENANCE),
+            "purge-expired": _every(TASK_PURGE, settings.retention_interval_s, QUEUE_MAINTENANCE),
         },
     )
     return app

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
-from dispatcher import collector, repair, sender
+from dispatcher import collector, purge, repair, sender
 from dispatcher.context import get_context
 from dispatcher.errors import StorageUnavailable
 from dispatcher.publish import CeleryPublisher
@@ -21,6 +21,7 @@ from .queues import (
     LANE_QUEUES,
     TASK_CATALOG,
     TASK_COLLECT,
+    TASK_PURGE,
     TASK_RELEASE,
     TASK_SEND_BATCH,
     TASK_SWEEP,
@@ -94,3 +95,10 @@ def release_due() -> dict[str, Any]:
 def refresh_catalog() -> dict[str, Any]:
     """Refresh the sender-id / template catalogue in Redis when it is older than catalog_refresh_s."""
     return repair.refresh_catalog(_ctx())
+
+
+@app.task(name=TASK_PURGE)
+def purge_expired() -> dict[str, Any]:
+    """Delete finished rows past their retention, in small transactions, for at most RETENTION_RUN_S."""
+    ctx = _ctx()
+    return purge.purge_locked(ctx, budget_s=ctx.settings.retention_run_s).to_dict()

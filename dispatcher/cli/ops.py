@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import operators
+from ..errors import PurgeRunning
 from ..states import State
 from .common import fmt_rate, fmt_seconds, fmt_time, out, print_json, state
 
@@ -179,6 +180,67 @@ def unknown_fail(ctx: typer.Context,
         out.print(f"failed {len(res.moved)} message(s)")
 
 
+# --------------------------------------------------------------------------- retention
+
+
+def purge(ctx: typer.Context,
+          older_than: str | None = typer.Option(
+              None, "--older-than", help="Purge finished rows older than this (30d, 12h, 2w) in every table, "
+              "instead of the RETENTION_DAYS* settings."),
+          dry_run: bool = typer.Option(False, "--dry-run",
+                                       help="Count what would be deleted; delete nothing."),
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Delete finished messages, batches, jobs and hook rows past their retention.
+
+    Examples:
+
+        smsdispatch purge --dry-run
+        smsdispatch purge --older-than 30d
+
+    Only finished rows go: final messages (delivered, undelivered, expired,
+    failed) whose hook was delivered, with their events; batches none of
+    whose messages still moves; closed gateway jobs; delivered hook rows.
+    Queued, held, sending, sent and unknown messages are never purged. Beat
+    runs the same purge every RETENTION_INTERVAL_S; deletes go in small
+    transactions, so the workers can keep sending meanwhile.
+    """
+    from .. import purge as purging
+    from ..retention import parse_age
+
+    st = state(ctx)
+    age = parse_age(older_than, "older-than") if older_than is not None else None
+    total: purging.PurgeResult | None = None
+    while True:  # rounds of at most RETENTION_RUN_S, each under the purge lease
+        res = purging.purge_locked(st.ctx, older_than=age, dry_run=dry_run,
+                                   budget_s=None if dry_run else st.settings.retention_run_s)
+        if not res.ran:
+            raise PurgeRunning("another purge is running (beat's purge_expired?); try again later")
+        if total is None:
+            total = res
+        else:
+            total.seconds += res.seconds
+            total.deleted = {k: total.deleted.get(k, 0) + n for k, n in res.deleted.items()}
+        if res.complete:
+            break
+    if as_json:
+        print_json(total.to_dict())
+        return
+    tz = st.settings.timezone
+    t = Table(title="would delete (dry run)" if dry_run else f"deleted in {total.seconds:.1f} s",
+              title_justify="left")
+    for col in ("rows", "count", "older than"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    cut = total.cutoffs
+    for name, n in total.deleted.items():
+        at = cut.get(name) or (cut.get("messages") if name in ("events", "message_hooks") else None)
+        t.add_row(name.replace("_", " "), f"{n:,}", fmt_time(at, tz))
+    for name, at in cut.items():
+        if at is None:
+            t.add_row(name, "-", "kept (retention 0)")
+    out.print(t)
+
+
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
+    app.command("purge")(purge)
     app.add_typer(unknown_app, name="unknown")

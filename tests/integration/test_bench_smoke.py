@@ -66,7 +66,8 @@ def test_every_scenario_writes_its_results_and_cleans_up(redis_url: str, pg_avai
     proc = _run(["bench", "--smoke", "--out", str(tmp_path)], redis_url, marker, timeout=400)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json") if p.stem != "summary"}
-    assert set(results) == {"enqueue", "end_to_end", "baseline", "limit", "otp_load", "sync", "memory_scale"}
+    assert set(results) == {"enqueue", "end_to_end", "baseline", "limit", "otp_load", "sync", "memory_scale",
+                            "retention"}
     for r in results.values():
         assert KEYS <= r.keys(), r["scenario"]
         assert r["machine"]["cores"] and r["machine"]["postgresql"] and r["machine"]["redis"]
