@@ -101,7 +101,9 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(default=600.0, gt=0, description="Beat: purge period")
     retention_chunk_rows: int = Field(default=1000, ge=1, le=10_000,
                                       description="Rows a purge deletes per transaction")
-    retention_pause_ms: int = Field(default=20, ge=0, description="Pause between purge transactions")
+    retention_rows_per_s: float = Field(default=2000.0, gt=0,
+                                        description="Most rows a purge deletes per second (it rests between "
+                                                    "transactions)")
     retention_run_s: float = Field(default=120.0, gt=0,
                                    description="Longest purge run; the next run goes on from there")
 

@@ -89,7 +89,7 @@ EXPECTED = {"messages": 1, "events": 2, "message_hooks": 1, "batches": 1, "jobs"
 def test_only_finished_rows_past_retention_are_purged(make_stack):
     """Old final messages go with their events and hook; nothing moving, recent, or with a hook still to
     deliver does; finished batches, closed jobs and delivered hooks go; a dry run counts exactly that."""
-    stack = make_stack(retention_chunk_rows=2, retention_pause_ms=0)  # many small transactions
+    stack = make_stack(retention_chunk_rows=2, retention_rows_per_s=1e9)  # many small transactions
     made = seed(stack)
     before = rows(stack)
 
@@ -111,7 +111,7 @@ def test_only_finished_rows_past_retention_are_purged(make_stack):
 def test_a_purge_stops_at_its_time_budget_and_the_next_run_goes_on(make_stack):
     """A run deletes whole chunks and stops between them once its budget is spent (complete False); the
     next run deletes the rest."""
-    stack = make_stack(retention_chunk_rows=100, retention_pause_ms=1)
+    stack = make_stack(retention_chunk_rows=100, retention_rows_per_s=10.0)
     seed_finished(stack.ctx.engine, 1000, stack.ctx.clock() - OLD)
     first = purge.purge(stack.ctx, budget_s=0.5, sleep=lambda _: time.sleep(0.6))  # over budget after one
     assert not first.complete and first.deleted["messages"] == 100
