@@ -10,7 +10,7 @@ from rich.table import Table
 from .. import operators
 from ..errors import PurgeRunning
 from ..states import State
-from .common import fmt_rate, fmt_seconds, fmt_time, out, print_json, state
+from .common import WIDE_HELP, fmt_rate, fmt_seconds, fmt_time, id_column, out, print_json, print_table, state
 
 JSON_HELP = "Print the result as JSON (for scripts)."
 #: Report rows in the order a message moves through them.
@@ -95,6 +95,7 @@ def unknown_group() -> None:
 @unknown_app.command("list")
 def unknown_list(ctx: typer.Context,
                  limit: int = typer.Option(100, "--limit", min=1, help="Show at most this many."),
+                 wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List unknown messages, oldest first (numbers masked).
 
@@ -110,12 +111,15 @@ def unknown_list(ctx: typer.Context,
         return
     shown = f", oldest {len(rows)} shown" if total > len(rows) else ""
     t = Table(title=f"{total:,} unknown message(s){shown}", title_justify="left")
-    for col in ("id", "channel", "to", "since", "job", "last error"):
+    id_column(t, "id", [r.id for r in rows])
+    for col in ("channel", "to", "since"):
         t.add_column(col, overflow="fold")
+    id_column(t, "job", [r.gateway_job_id or "-" for r in rows])
+    t.add_column("last error", overflow="fold", ratio=1)
     for r in rows:
         t.add_row(r.id, r.channel, r.number_masked, fmt_time(r.since, st.settings.timezone),
                   escape(r.gateway_job_id or "-"), escape(r.last_error or "-"))
-    out.print(t)
+    print_table(t, wide)
 
 
 def _targets(ids: list[str] | None, all_: bool) -> list[str] | None:
