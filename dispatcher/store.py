@@ -625,3 +625,16 @@ def count_purgeable(conn: Connection, below: str, cutoffs: dict[str, datetime | 
         out["hooks"] = count(OUTBOX, _purgeable_hook(at),
                              *([HO.message_id.not_in(doomed)] if doomed is not None else []))
     return out
+
+
+# --------------------------------------------------------------------------- idempotency keys (send-file)
+
+
+def ids_by_idempotency_key(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
+    """The messages already enqueued under any of ``keys``, as key -> message id."""
+    found: dict[str, str] = {}
+    for k in range(0, len(keys), IN_CHUNK):
+        chunk = list(keys[k:k + IN_CHUNK])
+        rows = conn.execute(select(M.idempotency_key, M.id).where(M.idempotency_key.in_(chunk)))
+        found.update({r[0]: r[1] for r in rows})
+    return found
