@@ -66,7 +66,7 @@ def send_batch(self: Any, batch_id: str, lane: str = "", size: int = 0, group: s
         raise self.retry(exc=exc, countdown=5) from exc
 
 
-@app.task(name=TASK_TICK)
+@app.task(name=TASK_TICK, send_events=False)  # a run a second: kept out of Flower (workers/app.py)
 def tick_lanes() -> dict[str, int]:
     """Safety net for lost wake-ups: start a collector for every lane with waiting entries."""
     ctx = _ctx()
