@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .channels import Channel
 
 MAX_BATCH = 2000  # the gateway's documented limit per send-bulk-sms call
+#: Placeholders of .env.example and deploy/k8s/secret.template.yaml, refused in secrets and URLs.
+PLACEHOLDERS = ("change-me", "replace_me")
 
 
 class Settings(BaseSettings):
@@ -149,6 +151,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name} ({days:g} days) must be 0 (keep) or longer than sync_horizon_h "
                                  f"({self.sync_horizon_h:g} h): hook rows of failed messages are made "
                                  "within that horizon, and a purged one would be made (and fired) again")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        """A secret still holding the placeholder of .env.example or the Kubernetes secret template is a
+        deployment that was never configured: refuse to start rather than run with a published password."""
+        for name in ("smspoint_api_key", "webhook_secret", "flower_password", "redis_url", "broker_url",
+                     "database_url"):
+            value = getattr(self, name)
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value or ""
+            found = next((p for p in PLACEHOLDERS if p in text.lower()), None)
+            if found:
+                raise ValueError(f"{name.upper()} still holds the placeholder {found!r} from .env.example "
+                                 "or secret.template.yaml: set a real value (e.g. openssl rand -hex 32)")
         return self
 
     # ----------------------------------------------------------------- helpers

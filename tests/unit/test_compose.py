@@ -280,12 +280,19 @@ def test_env_example_secrets_are_placeholders() -> None:
 
 
 def test_env_example_values_are_valid_settings(clean_env: pytest.MonkeyPatch) -> None:
-    """Settings accepts the active values, and each commented-out value is that setting's real default."""
+    """Settings accepts the active values once the change-me placeholders are replaced (and refuses each
+    placeholder, naming it), and each commented-out value is that setting's real default."""
     entries = env_example()
     for entry in entries:
         if entry.active and entry.name not in INFRA_VARS:
-            clean_env.setenv(entry.name, entry.value)
+            clean_env.setenv(entry.name, entry.value.replace("change-me", "real"))
     Settings(_env_file=None)  # type: ignore[call-arg]
+    for entry in entries:
+        if entry.active and "change-me" in entry.value and entry.name not in INFRA_VARS:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv(entry.name, entry.value)
+                with pytest.raises(ValueError, match=f"{entry.name} still holds the placeholder 'change-me'"):
+                    Settings(_env_file=None)  # type: ignore[call-arg]
     for entry in entries:
         if entry.active or not entry.value:
             continue
