@@ -151,7 +151,9 @@ def status(ctx: typer.Context, message_id: str = typer.Argument(..., help="The i
     events = operators.timeline(s)
     if as_json:
         data = asdict(s)
-        data["timeline"] = [{"at": at, "state": what, "detail": detail} for at, what, detail in events]
+        # one history: the timestamps and the recorded events together, oldest first (the table's
+        # "history"); the events alone were an empty list for most messages beside a full timeline
+        data["history"] = [{"at": at, "state": what, "detail": detail} for at, what, detail in events]
         print_json(data)
         return
     tz = st.settings.timezone
