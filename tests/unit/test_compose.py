@@ -388,3 +388,12 @@ def test_dockerignore_keeps_secrets_out_of_the_image() -> None:
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
     assert {"pyproject.toml", "requirements.lock", "dispatcher", "workers"} <= allowed
     assert not any(path.startswith((".env", ".venv", ".git")) for path in allowed)
+
+
+def test_compose_v2_is_stated_where_a_user_starts(compose: dict[str, Any]) -> None:
+    """The file uses Compose v2 syntax (top-level name:), which Compose 1.x rejects: the file's header and the
+    README say so."""
+    assert "name" in compose
+    assert "Needs Docker Compose v2" in COMPOSE_FILE.read_text().split("\n\n")[0]
+    readme = (ROOT / "README.md").read_text()
+    assert "Docker Compose v2" in readme and "Compose 1.x" in readme
