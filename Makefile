@@ -10,11 +10,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo bench chaos lint typecheck audit venv system-deps lock clean
 
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+
+# Everything (tests, lint, benchmarks): the project with its dev and bench extras.
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,bench]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME_STAMP)
+
+# What running the system needs (the demo): the project alone, no test or benchmark tools.
+$(RUNTIME_STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e .
+	touch $(RUNTIME_STAMP)
 
 venv: $(STAMP)
 
@@ -37,7 +47,7 @@ typecheck: $(STAMP)
 audit: $(STAMP)
 	$(BIN)/pip-audit --strict -r requirements.lock --disable-pip --no-deps --progress-spinner off
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/smsdispatch demo
 
 bench: $(STAMP)

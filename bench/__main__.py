@@ -28,11 +28,12 @@ from .harness import PG_ADMIN_URL, REDIS_URL, Options, Run
 #: Scenario name -> module (run in this order); numbers and short names are accepted too.
 SCENARIOS = {"enqueue": "enqueue", "end_to_end": "end_to_end", "baseline": "baseline", "limit": "limit",
              "otp_load": "otp_load", "sync": "delivery_sync", "memory_scale": "memory_scale",
-             "http_api": "http_api"}
+             "http_api": "http_api", "retention": "retention"}
 ALIASES = {"1": "enqueue", "2": "end_to_end", "e2e": "end_to_end", "3": "baseline", "4": "limit",
            "5": "otp_load", "otp": "otp_load", "6": "sync", "7": "memory_scale", "memory": "memory_scale",
-           "8": "http_api", "http": "http_api", "all": "all"}
-SMOKE = {"size": 300, "memory_size": 3000, "scale_size": 600, "baseline_size": 60, "profile_size": 2000}
+           "8": "http_api", "http": "http_api", "9": "retention", "purge": "retention", "all": "all"}
+SMOKE = {"size": 300, "memory_size": 3000, "scale_size": 600, "baseline_size": 60, "profile_size": 2000,
+         "purge_size": 3000}
 
 
 def parse(argv: Sequence[str] | None) -> tuple[list[str], Options]:
@@ -53,6 +54,8 @@ def parse(argv: Sequence[str] | None) -> tuple[list[str], Options]:
     p.add_argument("--scale-size", type=int, default=50_000, help="messages per point of the scale sweep")
     p.add_argument("--baseline-size", type=int, default=0, help="baseline messages (0: ~20 s of its rate)")
     p.add_argument("--profile-size", type=int, default=20_000, help="messages of the profiled runs")
+    p.add_argument("--purge-size", type=int, default=1_000_000,
+                   help="old rows purged while the retention scenario drains (default 1,000,000)")
     p.add_argument("--pg-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL (scratch databases)")
     p.add_argument("--redis-url", default=REDIS_URL, help="Redis URL (a unique key prefix per run)")
     ns = p.parse_args(argv)
@@ -69,7 +72,7 @@ def parse(argv: Sequence[str] | None) -> tuple[list[str], Options]:
     if not dbs or set(dbs) - {"sqlite", "postgresql"}:
         p.error("--db takes sqlite and/or postgresql")
     sizes = {"size": ns.size, "memory_size": ns.memory_size, "scale_size": ns.scale_size,
-             "baseline_size": ns.baseline_size, "profile_size": ns.profile_size}
+             "baseline_size": ns.baseline_size, "profile_size": ns.profile_size, "purge_size": ns.purge_size}
     if ns.smoke:
         sizes = {k: min(v, SMOKE[k]) if v else SMOKE[k] for k, v in sizes.items()}
     opts = Options(latency_ms=ns.latency_ms, concurrency=ns.concurrency, otp_concurrency=ns.otp_concurrency,

@@ -55,6 +55,7 @@ class Options:
     scale_size: int = 50_000
     baseline_size: int = 0  #: 0: about 20 s of the baseline's steady state
     profile_size: int = 20_000
+    purge_size: int = 1_000_000  #: old rows purged during the retention scenario's second drain
     smoke: bool = False
     out: Path = ROOT / "bench" / "results"
     pg_admin: str = PG_ADMIN_URL

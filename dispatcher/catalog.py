@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from .channels import Channel
 from .errors import CatalogError, QueueUnavailable, TemplateMismatch
 from .templates import Slot, match_slots
+from .where import cause, redis_url
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class CatalogCache:
             raw = self.redis.get(self.key)
         except RedisError as exc:
             if self._local is None:  # nothing to check texts against: refuse (typed), write nothing
-                raise QueueUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
+                raise QueueUnavailable(f"Redis unavailable at {redis_url(self.redis)}: {cause(exc)}") from exc
             self._local_at = now  # Redis is away: keep using the copy we have for another LOCAL_TTL_S
             return self._local
         self._local = Catalog.from_json(raw) if raw else None  # type: ignore[arg-type]

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from .errors import StorageUnavailable
+from .where import cause, masked
 
 _engines: dict[tuple[int, str], Engine] = {}
 
@@ -40,8 +42,20 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.startswith("sqlite")
 
 
+def _existing_file(url: str) -> str:
+    """A SQLite file URL that opens the file read-write but never creates it (``mode=rw``): a command run
+    in the wrong folder must say there is no database, not leave an empty one behind. Migrations
+    (alembic's own engine) create the file."""
+    u = make_url(url)
+    path = u.database or ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    return u.set(database=f"file:{path}").update_query_dict({"mode": "rw", "uri": "true"}).render_as_string(
+        hide_password=False)
+
+
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
+    engine = create_engine(_existing_file(url), connect_args={"timeout": 60, "check_same_thread": False},
                            pool_size=5, max_overflow=10)
 
     @event.listens_for(engine, "connect")
@@ -115,6 +129,19 @@ def dispose_all() -> None:
     _engines.clear()
 
 
+def unavailable(engine: Engine, exc: OperationalError) -> StorageUnavailable:
+    """The error for a database that cannot be reached: where (password masked) and why, in one line."""
+    u = engine.url
+    if is_sqlite(engine) and u.query.get("mode") == "rw" and not Path(_file_path(u.database)).exists():
+        return StorageUnavailable(f"no database at {_file_path(u.database)} (DATABASE_URL): run "
+                                  "'smsdispatch db upgrade' to create it, or point DATABASE_URL at yours")
+    return StorageUnavailable(f"database unavailable at {masked(str(u))}: {cause(exc)}")
+
+
+def _file_path(database: str | None) -> str:
+    return (database or "").removeprefix("file:")
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction; commits on success, rolls back on error; a lost database is StorageUnavailable."""
@@ -122,7 +149,7 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
     except OperationalError as exc:
-        raise StorageUnavailable(f"database unavailable: {exc.orig.__class__.__name__}") from exc
+        raise unavailable(engine, exc) from exc
 
 
 @contextmanager
@@ -134,7 +161,7 @@ def reading(engine: Engine) -> Iterator[Connection]:
             with conn.begin():
                 yield conn
     except OperationalError as exc:
-        raise StorageUnavailable(f"database unavailable: {exc.orig.__class__.__name__}") from exc
+        raise unavailable(engine, exc) from exc
 
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -106,6 +106,10 @@ class InvalidTransition(DispatcherError):
     """An operator asked for a state change the state machine does not allow."""
 
 
+class PurgeRunning(DispatcherError):
+    """Another retention purge holds the purge lease; nothing was deleted."""
+
+
 # --------------------------------------------------------------------------- infrastructure
 
 

@@ -12,13 +12,15 @@ worker machine did the work:
 Redis keys (under ``Settings.redis_prefix``): ``{prefix}:metrics:call_seconds`` (fields
 ``command|bucket``, ``command|sum``, ``command|count``), ``{prefix}:metrics:call_errors`` (fields
 ``command|ErrorClass``), ``{prefix}:metrics:batch_size`` (fields ``lane|bucket``, ``lane|sum``, ...),
-``{prefix}:metrics:unconfirmed`` (fields ``recorded``, ``confirmed``, ``unknown``).
+``{prefix}:metrics:unconfirmed`` (fields ``recorded``, ``confirmed``, ``unknown``),
+``{prefix}:metrics:purged`` (fields: rows purged per table, ``last_run``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ from . import guard_store, store
 from .channels import LANES, PACKAGES
 from .db import transaction
 from .models import MESSAGE
+from .retention import DEPENDENT, Table
 from .states import HoldReason, State
 
 if TYPE_CHECKING:
@@ -108,6 +111,23 @@ def observe_unconfirmed(ctx: Context, count: int, outcome: str = "recorded") -> 
         ctx.redis.hincrby(_unconfirmed_key(ctx.settings.redis_prefix), outcome, count)
     except Exception as exc:  # noqa: BLE001 - metrics must never break sending
         log.debug("metrics: could not count unconfirmed messages (%s)", exc.__class__.__name__)
+
+
+def _purge_key(prefix: str) -> str:
+    return f"{prefix}:metrics:purged"
+
+
+def observe_purge(ctx: Context, deleted: dict[str, int]) -> None:
+    """Record one purge run: rows deleted per table, and when it ran (field ``last_run``, epoch seconds)."""
+    key = _purge_key(ctx.settings.redis_prefix)
+    try:
+        pipe = ctx.redis.pipeline(transaction=False)
+        for table, n in deleted.items():
+            pipe.hincrby(key, table, int(n))
+        pipe.hset(key, "last_run", repr(time.time()))
+        pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - metrics must never break a purge
+        log.debug("metrics: could not record a purge (%s)", exc.__class__.__name__)
 
 
 # --------------------------------------------------------------------------- exporter side
@@ -221,6 +241,19 @@ class SmsPointCollector(Collector):
         yield depth
         yield age
         yield from self._worker_observations()
+        yield from self._purges()
+
+    def _purges(self) -> Iterator[Metric]:
+        raw = {(k.decode() if isinstance(k, bytes) else k): v
+               for k, v in self.ctx.redis.hgetall(_purge_key(self.ctx.settings.redis_prefix)).items()}
+        purged = CounterMetricFamily("smspoint_purged_rows",
+                                     "Rows deleted by the retention purge, by table", labels=["table"])
+        for table in (*(t.value for t in Table), *DEPENDENT):
+            purged.add_metric([table], float(raw.get(table, 0)))
+        yield purged
+        yield GaugeMetricFamily("smspoint_purge_last_run_timestamp_seconds",
+                                "When the retention purge last ran (0: never)",
+                                value=float(raw.get("last_run", 0)))
 
     def _worker_observations(self) -> Iterator[Metric]:
         calls_key, errors_key, batch_key = _keys(self.ctx.settings.redis_prefix)

@@ -9,10 +9,9 @@ gateway did have it) or ``fail`` (unknown -> failed, with the operator's reason)
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +22,7 @@ from .db import is_sqlite, transaction
 from .errors import InvalidTransition, MessageNotFound, ValidationError
 from .models import MESSAGE
 from .numbers import mask
+from .retention import parse_duration
 from .states import State
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 M = MESSAGE.c
 PAGE = 5000
-_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: States whose delivery report is in: the delivery rate is delivered / these.
 REPORTED = (State.DELIVERED, State.UNDELIVERED, State.EXPIRED)
 #: States in which the gateway accepted the message.
@@ -42,9 +40,9 @@ ACCEPTED = (State.SENT, *REPORTED)
 
 def parse_since(text: str, now: datetime, tz: str = "UTC") -> datetime:
     """``90s``, ``15m``, ``1h``, ``2d``, ``1w`` before ``now``, or an ISO date/time (naive: in ``tz``)."""
-    m = _SINCE.match(text)
-    if m:
-        return now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2).lower()])
+    ago = parse_duration(text)
+    if ago is not None:
+        return now - ago
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as exc:

@@ -20,6 +20,7 @@ TASK_HOOKS = "smspoint.deliver_hooks"
 TASK_TICK = "smspoint.tick_lanes"
 TASK_CATALOG = "smspoint.refresh_catalog"
 TASK_BREAKER_SCAN = "smspoint.breaker_scan"
+TASK_PURGE = "smspoint.purge_expired"
 
 
 class Publisher(Protocol):

@@ -18,6 +18,7 @@ from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from .errors import QueueUnavailable
+from .where import cause, redis_url
 
 GROUP = "collectors"
 IDS_PER_ENTRY = 500
@@ -88,7 +89,7 @@ class Lanes:
         try:
             results = pipe.execute()
         except RedisError as exc:
-            raise QueueUnavailable(f"Redis unavailable: {exc.__class__.__name__}") from exc
+            raise QueueUnavailable(f"Redis unavailable at {redis_url(self.redis)}: {cause(exc)}") from exc
         kicks = results[-len(lanes):]
         return [lane for lane, kicked in zip(lanes, kicks, strict=True) if kicked]
 

@@ -105,7 +105,7 @@ def _measure(text: str, truncate: bool) -> Measurement:
     encoding, units, parts = _count(text)
     if parts > MAX_PARTS:
         raise InvalidText(f"text needs {parts} parts ({units} {_unit_name(encoding)}, {encoding}); "
-                          f"the gateway sends at most {MAX_PARTS}: shorten it or pass truncate=True")
+                          f"the gateway sends at most {MAX_PARTS}: shorten it")
     smart = None
     if encoding == "UCS-2" and _SMART_CHARS.search(text) is not None:
         encoded = smart_encode(text)

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .channels import DEFAULT_CHANNEL_MAP, Channel
 
 MAX_BATCH = 2000  # the gateway's documented limit per send-bulk-sms call
+#: Placeholders of .env.example and deploy/k8s/secret.template.yaml, refused in secrets and URLs.
+PLACEHOLDERS = ("change-me", "replace_me")
 
 
 class Settings(BaseSettings):
@@ -127,6 +129,23 @@ class Settings(BaseSettings):
     breaker_scan_interval_s: float = Field(default=30.0, gt=0,
                                            description="Beat: count undelivered reports with DLT remarks")
 
+    # --- retention (finished rows only; 0 keeps a table for ever; dispatcher/retention.py)
+    retention_days: float = Field(default=30.0, ge=0,
+                                  description="Final messages (with their events) older are purged; 0 = keep")
+    retention_days_batches: float = Field(default=7.0, ge=0,
+                                          description="Finished batches and closed gateway jobs older are "
+                                                      "purged; 0 = keep")
+    retention_days_hooks: float = Field(default=7.0, ge=0,
+                                        description="Delivered hook rows older are purged; 0 = keep")
+    retention_interval_s: float = Field(default=600.0, gt=0, description="Beat: purge period")
+    retention_chunk_rows: int = Field(default=1000, ge=1, le=10_000,
+                                      description="Rows a purge deletes per transaction")
+    retention_rows_per_s: float = Field(default=2000.0, gt=0,
+                                        description="Most rows a purge deletes per second (it rests between "
+                                                    "transactions)")
+    retention_run_s: float = Field(default=120.0, gt=0,
+                                   description="Longest purge run; the next run goes on from there")
+
     @field_validator("channel_map", mode="before")
     @classmethod
     def _parse_channel_map(cls, value: object) -> object:
@@ -178,6 +197,30 @@ class Settings(BaseSettings):
                 f"with all its retries can last (retry_max_elapsed_s + connect_timeout + read_timeout = "
                 f"{self.longest_send_s:g} s): the sweeper would mark a batch unknown while a worker "
                 f"still retries it")
+        return self
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        for name in ("retention_days", "retention_days_hooks"):
+            days = getattr(self, name)
+            if days and days * 24 <= self.sync_horizon_h:
+                raise ValueError(f"{name} ({days:g} days) must be 0 (keep) or longer than sync_horizon_h "
+                                 f"({self.sync_horizon_h:g} h): hook rows of failed messages are made "
+                                 "within that horizon, and a purged one would be made (and fired) again")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        """A secret still holding the placeholder of .env.example or the Kubernetes secret template is a
+        deployment that was never configured: refuse to start rather than run with a published password."""
+        for name in ("smspoint_api_key", "webhook_secret", "flower_password", "redis_url", "broker_url",
+                     "database_url"):
+            value = getattr(self, name)
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value or ""
+            found = next((p for p in PLACEHOLDERS if p in text.lower()), None)
+            if found:
+                raise ValueError(f"{name.upper()} still holds the placeholder {found!r} from .env.example "
+                                 "or secret.template.yaml: set a real value (e.g. openssl rand -hex 32)")
         return self
 
     # ----------------------------------------------------------------- helpers

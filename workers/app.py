@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
@@ -24,6 +25,7 @@ from .queues import (
     TASK_BREAKER_SCAN,
     TASK_CATALOG,
     TASK_HOOKS,
+    TASK_PURGE,
     TASK_RELEASE,
     TASK_SWEEP,
     TASK_SYNC,
@@ -63,6 +65,7 @@ def make_app() -> Celery:
             "deliver-hooks": _every(TASK_HOOKS, settings.hooks_interval_s, QUEUE_SYNC),
             "refresh-catalog": _every(TASK_CATALOG, 30.0, QUEUE_MAINTENANCE),
             "breaker-scan": _every(TASK_BREAKER_SCAN, settings.breaker_scan_interval_s, QUEUE_MAINTENANCE),
+            "purge-expired": _every(TASK_PURGE, settings.retention_interval_s, QUEUE_MAINTENANCE),
         },
     )
     return app
@@ -75,6 +78,28 @@ def worker_context() -> Context:
     """This worker process's Context, made once per process (after the prefork fork) and publishing tasks
     through this app's own connection pool."""
     return get_context(publisher=CeleryPublisher(app))
+
+
+class _QuietTicks(logging.Filter):
+    """Drops the INFO lines of tick_lanes runs ("received", "succeeded"): a run a second was more than half
+    of a bulk worker's log, and tells nothing (the task's result is in Flower only when it matters)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        tick = isinstance(data, dict) and data.get("name") == TASK_TICK
+        return not (tick and record.levelno <= logging.INFO)
+
+
+for _logger in ("celery.worker.strategy", "celery.app.trace"):  # where Celery logs received / succeeded
+    logging.getLogger(_logger).addFilter(_QuietTicks())
+
+
+@beat_init.connect
+def _no_sent_events(sender: Any = None, **_: Any) -> None:
+    """Beat publishes only periodic tasks: without its "task-sent" events (and with tick_lanes sending
+    none from the worker) the tick every second stays out of Flower's task list; the other periodic tasks
+    still appear through the worker's events."""
+    app.conf.task_send_sent_event = False
 
 
 @beat_init.connect

@@ -35,6 +35,7 @@ from dispatcher.publish import (  # noqa: E402, F401  (re-exported)
     TASK_CATALOG,
     TASK_COLLECT,
     TASK_HOOKS,
+    TASK_PURGE,
     TASK_RELEASE,
     TASK_SEND_BATCH,
     TASK_SWEEP,

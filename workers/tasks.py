@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
-from dispatcher import breaker, collector, repair, sender, wakeup
+from dispatcher import breaker, collector, purge, repair, sender, wakeup
 from dispatcher.errors import StorageUnavailable
 
 from .app import app, worker_context
@@ -20,6 +20,7 @@ from .queues import (
     TASK_BREAKER_SCAN,
     TASK_CATALOG,
     TASK_COLLECT,
+    TASK_PURGE,
     TASK_RELEASE,
     TASK_SEND_BATCH,
     TASK_SWEEP,
@@ -57,7 +58,7 @@ def send_batch(self: Any, batch_id: str, lane: str = "", size: int = 0, group: s
         raise self.retry(exc=exc, countdown=5) from exc
 
 
-@app.task(name=TASK_TICK)
+@app.task(name=TASK_TICK, send_events=False)  # a run a second: kept out of Flower (workers/app.py)
 def tick_lanes() -> dict[str, int]:
     """Safety net for lost wake-ups: start a collector for every lane with waiting entries."""
     ctx = worker_context()
@@ -92,3 +93,10 @@ def refresh_catalog() -> dict[str, Any]:
 def breaker_scan() -> dict[str, int]:
     """Count undelivered reports with DLT remarks per (sender id, template) for the breaker."""
     return breaker.scan_reports(worker_context())
+
+
+@app.task(name=TASK_PURGE)
+def purge_expired() -> dict[str, Any]:
+    """Delete finished rows past their retention, in small transactions, for at most RETENTION_RUN_S."""
+    ctx = worker_context()
+    return purge.purge_locked(ctx, budget_s=ctx.settings.retention_run_s).to_dict()

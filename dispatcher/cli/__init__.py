@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from ..errors import DispatcherError
+from ..where import cause, masked
 from . import gateway, guards, httpapi, messages, ops, preview, services
 from .common import CliState, err
 
@@ -58,7 +59,9 @@ def explain(exc: BaseException) -> tuple[str, int]:
 
     if isinstance(exc, UsageError):
         where = exc.ctx.command_path if exc.ctx else "smsdispatch"
-        return f"{where}: {_one_line(exc.format_message())} (see '{where} --help')", exc.exit_code
+        sub = where.partition(" ")[2]  # the line already starts "smsdispatch: error:"
+        return (f"{sub + ': ' if sub else ''}{_one_line(exc.format_message())} (see '{where} --help')",
+                exc.exit_code)
     if isinstance(exc, typer.TyperException | click.ClickException):
         return _one_line(exc.format_message()), exc.exit_code
     if isinstance(exc, typer.Abort | click.Abort):
@@ -71,11 +74,14 @@ def explain(exc: BaseException) -> tuple[str, int]:
         return f"the file is not readable CSV: {_one_line(exc)}", 1
     if isinstance(exc, pydantic.ValidationError):
         return _settings_error(exc), 1
+    settings = CliState.built_settings()
     if isinstance(exc, redis.RedisError):
-        return f"Redis: {_one_line(exc)} (is REDIS_URL right and Redis running?)", 1
+        at = f" at {masked(settings.redis_url)}" if settings else ""
+        return f"Redis{at}: {cause(exc)} (is REDIS_URL right and Redis running?)", 1
     if isinstance(exc, SQLAlchemyError):
-        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        return f"database: {first} (is DATABASE_URL right, and did you run 'smsdispatch db upgrade'?)", 1
+        at = f" at {masked(settings.database_url)}" if settings else ""
+        return (f"database{at}: {cause(exc)} (is DATABASE_URL right, and did you run 'smsdispatch db "
+                "upgrade'?)"), 1
     if isinstance(exc, OSError):
         return _one_line(exc), 1
     raise exc

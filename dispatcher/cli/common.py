@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from typer.core import TyperOption
 
 from ..api import Dispatcher
 from ..context import Context
@@ -23,8 +25,33 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _flag_type_hidden(display: Any) -> Any:
+    """Help shows an on/off flag as just its name: typer >= 0.2x prints a ``<bool>`` type after it, which
+    reads as if the flag took a value."""
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else display(self, ctx)  # type: ignore[no-any-return]
+
+    return display_type_rich
+
+
+TyperOption.display_type_rich = _flag_type_hidden(TyperOption.display_type_rich)  # type: ignore[method-assign]
+
+
 class CliState:
     """Built on first use, so ``--help`` and commands that need no settings work with a broken env."""
+
+    #: The state of the command running in this process (for error messages that name a URL)
+    current: CliState | None = None
+
+    def __init__(self) -> None:
+        CliState.current = self
+
+    @classmethod
+    def built_settings(cls) -> Settings | None:
+        """The running command's settings, if it got as far as building them."""
+        cur = cls.current
+        return cur.__dict__.get("settings") if cur is not None else None
 
     @cached_property
     def settings(self) -> Settings:
@@ -88,3 +115,20 @@ def fmt_seconds(value: float | int | None) -> str:
         return "-"
     v = float(value)
     return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
+
+
+WIDE_HELP = "Print tables at their full width, even past the terminal's (nothing folded)."
+#: Wide enough for any table this CLI prints on one line per row.
+UNLIMITED = 100_000
+
+
+def id_column(table: Table, header: str, values: list[str]) -> None:
+    """A column of ids operators copy: never truncated nor wrapped (the other columns fold instead)."""
+    table.add_column(header, no_wrap=True, overflow="ignore", min_width=max([len(header), *map(len, values)]))
+
+
+def print_table(table: Table, wide: bool = False) -> None:
+    """A table on stdout: within the terminal's width, or with ``wide`` at its natural width (a console of
+    its own: ``print(width=...)`` cannot go past the terminal's)."""
+    target = Console(highlight=False, width=UNLIMITED, force_terminal=out.is_terminal) if wide else out
+    target.print(table, crop=False)

@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import out, print_json, state
+from .common import WIDE_HELP, id_column, out, print_json, print_table, state
 
 JSON_HELP = "Print the gateway's answer as JSON (for scripts)."
 
@@ -48,8 +48,10 @@ def senders(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
                     for s in rows])
         return
     t = Table(title="sender ids", title_justify="left")
-    for col in ("id", "sender id", "channel", "purpose", "status"):
-        t.add_column(col)
+    id_column(t, "id", [s.id for s in rows])
+    id_column(t, "sender id", [s.sender_id for s in rows])
+    for col in ("channel", "purpose", "status"):
+        t.add_column(col, overflow="fold")
     for s in rows:
         t.add_row(escape(s.id), escape(s.sender_id), escape(s.channel.value if s.channel else s.type),
                   escape(s.purpose), _status(s.approve_status, s.approved))
@@ -57,7 +59,8 @@ def senders(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", he
 
 
 def templates(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-              full: bool = typer.Option(False, "--full", help="Show whole template texts.")) -> None:
+              full: bool = typer.Option(False, "--full", help="Show whole template texts."),
+              wide: bool = typer.Option(False, "--wide", help=WIDE_HELP)) -> None:
     """The account's DLT templates (get-templates), with their texts.
 
     Example:
@@ -75,13 +78,15 @@ def templates(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", 
                     for x in rows])
         return
     t = Table(title="templates", title_justify="left")
-    for col in ("template id", "name", "channel", "sender", "status", "text"):
-        t.add_column(col, overflow="fold" if col == "text" else "ellipsis")
+    id_column(t, "template id", [x.template_id for x in rows])
+    for col in ("name", "channel", "sender", "status"):
+        t.add_column(col, overflow="fold")
+    t.add_column("text", overflow="fold", ratio=1)
     for x in rows:
         text = x.message if full or len(x.message) <= 60 else x.message[:57] + "..."
         t.add_row(escape(x.template_id), escape(x.name), escape(x.channel.value if x.channel else x.type),
                   escape(x.sender_id), _status(x.template_status, x.approved), escape(text))
-    out.print(t)
+    print_table(t, wide)
 
 
 def _status(text: str, approved: bool) -> str:

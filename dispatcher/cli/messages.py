@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from rich.table import Table
 
 from .. import operators
 from .common import CliState, err, fmt_time, out, parse_when, print_json, state
-from .sendfile import CsvSource, write_rejects
+from .sendfile import CsvSource, enqueue_file, rejects_path, write_rejects
 
 CHANNEL_HELP = "transactional, promotional or otp."
 SENDER_HELP = "DLT sender id (header) registered for the channel, e.g. SMSPNT."
@@ -73,8 +72,11 @@ def send_file(ctx: typer.Context,
               template: str | None = typer.Option(
                   None, "--template", help="Template text with {#var#} places, when the file has no text "
                   "column (default: the template's text from the gateway catalogue)."),
+              key_column: str | None = typer.Option(
+                  None, "--key-column", help="Column whose value is each row's idempotency key (default: "
+                  "the file's content and the row's position)."),
               rejects: Path | None = typer.Option(
-                  None, "--rejects", help="Where to write rejected rows (default FILE.rejects.csv)."),
+                  None, "--rejects", help="Where to write rejected rows (default NAME.rejects.csv)."),
               send_at: str | None = typer.Option(None, "--send-at", help="ISO date-time to send at."),
               as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Enqueue every valid row of a CSV file; invalid rows go to a rejects CSV.
@@ -87,47 +89,47 @@ def send_file(ctx: typer.Context,
 
         # orders.csv: number,name,order,date (values for the template's {#var#})
         smsdispatch send-file orders.csv -c transactional -s SMSPNT \\
-          -t 1207161000000000001
+          -t 1207161000000000001 --key-column order
 
-    The rejects file (FILE.rejects.csv unless --rejects) has the columns
+    Safe to run again: each row has an idempotency key (the --key-column
+    value, or the file's content and the row's position), so a second run of
+    the same file enqueues nothing twice and says so. The rejects file
+    (notices.rejects.csv for notices.csv, unless --rejects) has the columns
     index (0-based data row), line, field and reason.
     """
     st = state(ctx)
     when = parse_when(send_at, st.settings.timezone)
     if template is None and "text" not in _header(path):
         template = _template_text(st, template_id)
-    source = CsvSource(path, template)
+    source = CsvSource(path, template, key_column)
     source.columns()  # a clear error now, before the progress bar, if the header does not fit
     total = source.count()
     progress = Progress(TextColumn("enqueueing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=as_json)
-
-    def rows() -> Iterator[tuple[str, str]]:
-        for row in source:
-            progress.update(task, completed=source.rows_read)
-            yield row
-        progress.update(task, completed=total)
-
     with progress:
         task = progress.add_task("rows", total=total)
-        result = st.dispatcher.send_bulk(rows(), channel=channel, sender_id=sender_id,
-                                         template_id=template_id, send_at=when, skip_invalid=True)
-    all_rejects = source.all_rejects(result.rejects)
-    rejects_path = rejects or path.with_name(path.name + ".rejects.csv")
-    if all_rejects:
-        write_rejects(rejects_path, all_rejects)
-    summary: dict[str, Any] = {"rows": total, "enqueued": len(result), "rejected": len(all_rejects),
-                               "rejects_file": str(rejects_path) if all_rejects else None,
-                               "first_id": result[0] if result else None,
-                               "last_id": result[-1] if result else None}
+        result = enqueue_file(st.dispatcher, source, lambda done: progress.update(task, completed=done),
+                              channel=channel, sender_id=sender_id, template_id=template_id, send_at=when)
+        progress.update(task, completed=total)
+    new, already, bad = result.enqueued, result.already, result.rejects
+    rejects_file = rejects or rejects_path(path)
+    if bad:
+        write_rejects(rejects_file, bad)
+    summary: dict[str, Any] = {"rows": total, "enqueued": len(new), "already_enqueued": len(already),
+                               "rejected": len(bad), "rejects_file": str(rejects_file) if bad else None,
+                               "first_id": new[0] if new else None, "last_id": new[-1] if new else None}
     if as_json:
         print_json(summary)
     else:
-        out.print(f"enqueued {len(result)} of {total} row(s); rejected {len(all_rejects)}"
-                  + (f" -> {rejects_path}" if all_rejects else ""))
-        for r in all_rejects[:5]:
+        if already and not new:
+            head = f"nothing new: all {len(already)} valid row(s) were enqueued by an earlier run"
+        else:
+            head = f"enqueued {len(new)} of {total} row(s)" + (
+                f"; {len(already)} already enqueued by an earlier run" if already else "")
+        out.print(head + f"; rejected {len(bad)}" + (f" -> {rejects_file}" if bad else ""))
+        for r in bad[:5]:
             err.print(f"  line {r.index + 2}: {r.field}: {r.reason}", markup=False)
-    if not result and all_rejects:
+    if not new and not already and bad:
         raise typer.Exit(1)
 
 
@@ -149,7 +151,9 @@ def status(ctx: typer.Context, message_id: str = typer.Argument(..., help="The i
     events = operators.timeline(s)
     if as_json:
         data = asdict(s)
-        data["timeline"] = [{"at": at, "state": what, "detail": detail} for at, what, detail in events]
+        # one history: the timestamps and the recorded events together, oldest first (the table's
+        # "history"); the events alone were an empty list for most messages beside a full timeline
+        data["history"] = [{"at": at, "state": what, "detail": detail} for at, what, detail in events]
         print_json(data)
         return
     tz = st.settings.timezone

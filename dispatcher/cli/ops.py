@@ -8,8 +8,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import operators
+from ..errors import PurgeRunning
 from ..states import State
-from .common import fmt_rate, fmt_seconds, fmt_time, out, print_json, state
+from .common import WIDE_HELP, fmt_rate, fmt_seconds, fmt_time, id_column, out, print_json, print_table, state
 
 JSON_HELP = "Print the result as JSON (for scripts)."
 #: Report rows in the order a message moves through them.
@@ -119,6 +120,7 @@ def unknown_group() -> None:
 @unknown_app.command("list")
 def unknown_list(ctx: typer.Context,
                  limit: int = typer.Option(100, "--limit", min=1, help="Show at most this many."),
+                 wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List unknown messages, oldest first (numbers masked).
 
@@ -134,12 +136,15 @@ def unknown_list(ctx: typer.Context,
         return
     shown = f", oldest {len(rows)} shown" if total > len(rows) else ""
     t = Table(title=f"{total:,} unknown message(s){shown}", title_justify="left")
-    for col in ("id", "channel", "to", "since", "job", "last error"):
+    id_column(t, "id", [r.id for r in rows])
+    for col in ("channel", "to", "since"):
         t.add_column(col, overflow="fold")
+    id_column(t, "job", [r.gateway_job_id or "-" for r in rows])
+    t.add_column("last error", overflow="fold", ratio=1)
     for r in rows:
         t.add_row(r.id, r.channel, r.number_masked, fmt_time(r.since, st.settings.timezone),
                   escape(r.gateway_job_id or "-"), escape(r.last_error or "-"))
-    out.print(t)
+    print_table(t, wide)
 
 
 def _targets(ids: list[str] | None, all_: bool) -> list[str] | None:
@@ -204,6 +209,67 @@ def unknown_fail(ctx: typer.Context,
         out.print(f"failed {len(res.moved)} message(s)")
 
 
+# --------------------------------------------------------------------------- retention
+
+
+def purge(ctx: typer.Context,
+          older_than: str | None = typer.Option(
+              None, "--older-than", help="Purge finished rows older than this (30d, 12h, 2w) in every table, "
+              "instead of the RETENTION_DAYS* settings."),
+          dry_run: bool = typer.Option(False, "--dry-run",
+                                       help="Count what would be deleted; delete nothing."),
+          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Delete finished messages, batches, jobs and hook rows past their retention.
+
+    Examples:
+
+        smsdispatch purge --dry-run
+        smsdispatch purge --older-than 30d
+
+    Only finished rows go: final messages (delivered, undelivered, expired,
+    failed) whose hook was delivered, with their events; batches none of
+    whose messages still moves; closed gateway jobs; delivered hook rows.
+    Queued, held, sending, sent and unknown messages are never purged. Beat
+    runs the same purge every RETENTION_INTERVAL_S; deletes go in small
+    transactions, so the workers can keep sending meanwhile.
+    """
+    from .. import purge as purging
+    from ..retention import parse_age
+
+    st = state(ctx)
+    age = parse_age(older_than, "older-than") if older_than is not None else None
+    total: purging.PurgeResult | None = None
+    while True:  # rounds of at most RETENTION_RUN_S, each under the purge lease
+        res = purging.purge_locked(st.ctx, older_than=age, dry_run=dry_run,
+                                   budget_s=None if dry_run else st.settings.retention_run_s)
+        if not res.ran:
+            raise PurgeRunning("another purge is running (beat's purge_expired?); try again later")
+        if total is None:
+            total = res
+        else:
+            total.seconds += res.seconds
+            total.deleted = {k: total.deleted.get(k, 0) + n for k, n in res.deleted.items()}
+        if res.complete:
+            break
+    if as_json:
+        print_json(total.to_dict())
+        return
+    tz = st.settings.timezone
+    t = Table(title="would delete (dry run)" if dry_run else f"deleted in {total.seconds:.1f} s",
+              title_justify="left")
+    for col in ("rows", "count", "older than"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    cut = total.cutoffs
+    for name, n in total.deleted.items():
+        at = cut.get(name) or (cut.get("messages") if name in ("events", "message_hooks") else None)
+        t.add_row(name.replace("_", " "), f"{n:,}", fmt_time(at, tz))
+    for name, at in cut.items():
+        if at is None:
+            t.add_row(name, "-", "kept (retention 0)")
+    out.print(t)
+
+
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
+    app.command("purge")(purge)
     app.add_typer(unknown_app, name="unknown")

@@ -1,36 +1,76 @@
 """Reading a CSV of recipients for ``send-file``: number, text, or template values rendered into a text.
 
 The file has a header row. ``number`` (or ``to``) is required. If there is a ``text`` column it is the
-message; otherwise every other column, in header order, is one ``{#var#}`` value of the template text.
-Rows that cannot even be rendered are rejected here (with their row index); the rest are validated by
-``Dispatcher.send_bulk``, whose rejects are mapped back to the file's row indexes.
+message; otherwise every other column (but the key column), in header order, is one ``{#var#}`` value of
+the template text. Rows that cannot even be rendered are rejected here (with their row index); the rest
+are validated by the dispatcher when they are enqueued.
+
+Every row has a stable idempotency key, so running the same file again enqueues nothing twice: the value
+of ``--key-column`` when given, otherwise ``file:<digest of the file's bytes>:<row index>`` (an edited file
+is a new file: give a key column to keep keys across edits).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from ..errors import RowError, TemplateMismatch, ValidationError
+from .. import store
+from ..api import Dispatcher
+from ..db import reading
+from ..errors import IdempotencyConflict, RowError, TemplateMismatch, ValidationError
 from ..templates import render_template, variable_count
 
 NUMBER_COLUMNS = ("number", "to", "mobile", "phone")
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One data row ready to enqueue: its 0-based index in the file, recipient, text and idempotency key."""
+
+    index: int
+    number: str
+    text: str
+    key: str
+
+
+def rejects_path(path: Path) -> Path:
+    """Where a file's rejected rows go by default: ``notices.csv`` -> ``notices.rejects.csv``."""
+    return path.with_name(f"{path.stem}.rejects.csv")
+
+
+def file_digest(path: Path) -> str:
+    """A digest of the file's bytes (part of every generated key: the same file gives the same keys)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:24]
+
+
+def row_key(digest: str, index: int) -> str:
+    """The idempotency key of data row ``index`` of the file with ``digest``."""
+    return f"file:{digest}:{index}"
+
+
 @dataclass
 class CsvSource:
-    """Yields (number, text) for send_bulk; remembers which file row each yielded row came from."""
+    """Yields (number, text) rows (or ``entries()`` with their keys); remembers each one's file row."""
 
     path: Path
     template: str | None = None
+    key_column: str | None = None
     positions: list[int] = field(default_factory=list)
     rejects: list[RowError] = field(default_factory=list)
     rows_read: int = 0
 
-    def columns(self) -> tuple[str, str | None, list[str]]:
-        """(number column, text column or None, value columns); raises ValidationError on a bad header."""
+    def columns(self) -> tuple[str, str | None, list[str], str | None]:
+        """(number column, text column or None, value columns, key column or None); raises
+        ValidationError on a bad header."""
         with self.path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), None)
         if not header:
@@ -41,7 +81,16 @@ class CsvSource:
         if number is None:
             raise ValidationError("file", f"{self.path} has no 'number' column (header: {','.join(names)})")
         text = names[lowered.index("text")] if "text" in lowered else None
-        values = [n for n in names if n not in (number, text)]
+        key = None
+        if self.key_column is not None:
+            if self.key_column.strip().lower() not in lowered:
+                raise ValidationError("key-column", f"{self.path} has no column {self.key_column!r} "
+                                                    f"(header: {','.join(names)})")
+            key = names[lowered.index(self.key_column.strip().lower())]
+            if key in (number, text):
+                raise ValidationError("key-column", f"{key!r} is the number or text column; name a column "
+                                                    "that identifies each row (an order id, say)")
+        values = [n for n in names if n not in (number, text, key)]
         if text is None:
             if self.template is None:
                 raise ValidationError("file", "the file has no 'text' column: give --template (or a template "
@@ -50,7 +99,7 @@ class CsvSource:
             if len(values) != need:
                 raise ValidationError("file", f"the template has {need} variable(s) but the file has "
                                               f"{len(values)} value column(s): {','.join(values) or '-'}")
-        return number, text, values
+        return number, text, values, key
 
     def count(self) -> int:
         """Data rows in the file (for the progress bar)."""
@@ -58,7 +107,13 @@ class CsvSource:
             return max(0, sum(1 for row in csv.reader(fh) if row) - 1)  # blank lines are no rows (DictReader)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        number_col, text_col, value_cols = self.columns()
+        for entry in self.entries():
+            yield entry.number, entry.text
+
+    def entries(self) -> Iterator[Entry]:
+        """Every row that could be rendered, with its key; the others go to ``rejects``."""
+        number_col, text_col, value_cols, key_col = self.columns()
+        digest = file_digest(self.path) if key_col is None else ""
         template = self.template or ""
         with self.path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh, skipinitialspace=True)
@@ -66,6 +121,11 @@ class CsvSource:
             for index, row in enumerate(reader):
                 self.rows_read = index + 1
                 number = (row.get(number_col) or "").strip()
+                key = (row.get(key_col) or "").strip() if key_col is not None else row_key(digest, index)
+                if not key:
+                    self.rejects.append(RowError(index, "key-column", f"{key_col!r} is empty: every row "
+                                                                      "needs its own key"))
+                    continue
                 if text_col is not None:
                     text = row.get(text_col) or ""
                 else:
@@ -75,7 +135,7 @@ class CsvSource:
                         self.rejects.append(RowError(index, "template values", exc.reason))
                         continue
                 self.positions.append(index)
-                yield number, text
+                yield Entry(index, number, text, key)
 
     def all_rejects(self, bulk_rejects: list[RowError]) -> list[RowError]:
         """This file's rejects and send_bulk's (re-indexed to file rows), in file order."""
@@ -90,3 +150,49 @@ def write_rejects(path: Path, rejects: list[RowError]) -> None:
         w.writerow(["index", "line", "field", "reason"])
         for r in rejects:
             w.writerow([r.index, r.index + 2, r.field, r.reason])
+
+
+@dataclass
+class FileResult:
+    """What a send-file run did: new ids, rows an earlier run had already enqueued, and rejects."""
+
+    enqueued: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    rejects: list[RowError] = field(default_factory=list)
+
+
+#: Rows whose keys are looked up in one query.
+LOOKUP = 500
+
+
+def enqueue_file(dispatcher: Dispatcher, source: CsvSource, on_row: Callable[[int], None], *, channel: str,
+                 sender_id: str, template_id: str, send_at: datetime | None) -> FileResult:
+    """Enqueue each row with its idempotency key (``send_sms``): a row an earlier run enqueued is counted
+    in ``already``, not enqueued again; a key reused with another number or text is a reject."""
+    out = FileResult()
+    pending: list[Entry] = []
+
+    def flush() -> None:
+        with reading(dispatcher.ctx.engine) as conn:
+            known = store.ids_by_idempotency_key(conn, [e.key for e in pending])
+        for e in pending:
+            try:
+                mid = dispatcher.send_sms(e.number, e.text, channel=channel, sender_id=sender_id,
+                                          template_id=template_id, idempotency_key=e.key, send_at=send_at)
+            except ValidationError as exc:
+                out.rejects.append(RowError(e.index, exc.field, exc.reason))
+            except IdempotencyConflict as exc:
+                out.rejects.append(RowError(e.index, "key-column", f"key {exc.key!r} was first used for "
+                                            f"message {exc.message_id} with another number or text"))
+            else:
+                (out.already if e.key in known else out.enqueued).append(mid)
+            on_row(e.index + 1)
+        pending.clear()
+
+    for entry in source.entries():
+        pending.append(entry)
+        if len(pending) >= LOOKUP:
+            flush()
+    flush()
+    out.rejects = sorted(source.rejects + out.rejects, key=lambda r: r.index)
+    return out

@@ -130,7 +130,9 @@ def metrics(ctx: typer.Context,
 
 def demo(ctx: typer.Context,
          messages: int = typer.Option(20_000, "--messages", "-n", min=1, help="Messages to enqueue."),
-         keep_running: bool = typer.Option(False, "--keep-running", help="Keep everything up until Ctrl-C."),
+         keep_running: bool = typer.Option(True, "--keep-running/--exit-when-done",
+                                           help="After the report, keep everything up until Ctrl-C "
+                                                "(default), or stop at once."),
          no_flower: bool = typer.Option(False, "--no-flower", help="Do not start Flower."),
          to: str | None = typer.Option(None, "--to", help="Real gateway only: your own test numbers, "
                                                          "comma-separated (the demo sends to these only)."),
@@ -145,14 +147,16 @@ def demo(ctx: typer.Context,
     Examples:
 
         smsdispatch demo                  # 20,000 messages, gateway simulator
-        smsdispatch demo -n 2000 --keep-running
+        smsdispatch demo -n 2000 --exit-when-done
         # the real gateway: 3 real SMS to your own number
         SMSPOINT_BASE_URL=https://thesmspoint.com/api/v1 SMSPOINT_API_KEY=... \\
           smsdispatch demo --to 9876543210 -n 3
 
     It starts the simulator, a Redis (unless REDIS_URL answers), OTP and bulk
     workers, beat and Flower, with a SQLite database and logs in ./demo-run/,
-    and ends with the report and the Flower URL.
+    prints the report and the Flower URL, and keeps running until Ctrl-C.
+    Afterwards the data stays: DATABASE_URL=sqlite:///demo-run/demo.db
+    smsdispatch report (or status ID) reads it.
     """
     from ..demo import DemoOptions, run
 

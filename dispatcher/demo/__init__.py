@@ -34,7 +34,7 @@ if not console.is_terminal:  # logs and CI: wide enough that the tables do not a
 @dataclass
 class DemoOptions:
     messages: int = 20_000
-    keep_running: bool = False
+    keep_running: bool = True
     flower: bool = True
     to: list[str] = field(default_factory=list)
     yes: bool = False
@@ -70,7 +70,8 @@ def run(opts: DemoOptions) -> int:
         demo.enqueue_and_watch()
         demo.finish()
         if opts.keep_running:
-            console.print("\n[bold]everything keeps running[/]: press Ctrl-C to stop it all")
+            console.print("\n[bold]everything keeps running[/] (Flower, workers, beat): press Ctrl-C to stop "
+                          "it all")
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
@@ -86,6 +87,10 @@ def run(opts: DemoOptions) -> int:
         finally:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, previous)
+    if demo.ctx is not None:
+        console.print(f"the demo's messages stay in {run_dir / 'demo.db'}; read them with\n"
+                      f"  DATABASE_URL=sqlite:///{run_dir / 'demo.db'} smsdispatch report", markup=False,
+                      soft_wrap=True)
     sys.stdout.flush()
     return code
 

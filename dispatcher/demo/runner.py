@@ -98,7 +98,7 @@ class Demo:
                      "due every 2 s, as the simulator's statuses arrive within seconds)")
         else:
             self.say("  reports    the sync task polls delivery reports after 1, 2, 5, 10, 30 min...: the "
-                     "demo ends when all are sent; see 'smsdispatch report' later (or use --keep-running)")
+                     "live view ends when all are sent; the system keeps running until Ctrl-C")
         if gateway.simulator:
             self.say("  window     promotional messages allowed all day: the simulator is not bound by DLT "
                      "hours (the real gateway is: 09:00-21:00 IST)")

@@ -256,8 +256,8 @@ def parse_send(doc: Mapping[str, Any], recipients: Sequence[Recipient] = ()) -> 
 
     * ``data: {ErrorCode, ErrorMessage, JobId, MessageData: [{Number, message_id, message}], Rejected?}``
     * ``data: {status: "success", message_id}`` (the C# bulk example): the single id is what
-      sms-delivery-status takes as ``job_id``, so it becomes ``job_id``; ``messages`` carries it only
-      when exactly one recipient was sent (otherwise per-recipient ids come from the delivery report).
+      sms-delivery-status takes as ``job_id``, so it becomes ``job_id``, even for a lone recipient (it is
+      the call's id, not the recipient's); per-recipient ids come from the delivery report.
     """
     data = _dict(_get(doc, "data"), "data")
     message = _text(_get(doc, "message"), "message") or error_message(data)
@@ -274,10 +274,7 @@ def parse_send(doc: Mapping[str, Any], recipients: Sequence[Recipient] = ()) -> 
         if (_text(_get(data, "status"), "data.status") or "").strip().lower() != "success":
             raise Malformed("send data has neither MessageData nor a successful message_id")
         job_id = _req(_get(data, "message_id"), "data.message_id")
-        refused = {x.number for x in rejected}
-        if len(recipients) == 1 and recipients[0].number not in refused:
-            messages.append(SentMessage(recipients[0].number, job_id, recipients[0].text))
-        return SendResult(job_id, messages, rejected, message, error_code or "", listed=bool(messages))
+        return SendResult(job_id, [], rejected, message, error_code or "", listed=False)
     for i, row in enumerate(_list(rows if rows is not None else [], "data.MessageData")):
         number = _req(_get(row, "Number", "number", "mobile_number"), f"MessageData[{i}].Number")
         text = _text(_get(row, "message", "text"), f"MessageData[{i}].message")

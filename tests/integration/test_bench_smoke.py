@@ -67,7 +67,7 @@ def test_every_scenario_writes_its_results_and_cleans_up(redis_url: str, pg_avai
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json") if p.stem != "summary"}
     assert set(results) == {"enqueue", "end_to_end", "baseline", "limit", "otp_load", "sync", "memory_scale",
-                            "http_api"}
+                            "http_api", "retention"}
     for r in results.values():
         assert KEYS <= r.keys(), r["scenario"]
         assert r["machine"]["cores"] and r["machine"]["postgresql"] and r["machine"]["redis"]

@@ -70,7 +70,8 @@ def test_send_status_and_report_json(make_stack):
 
     status = cli_json(stack, "status", sent["id"])
     assert status["state"] in ("sent", "delivered") and status["number_masked"] == "9199****2345"
-    assert [p["state"] for p in status["timeline"]][:3] == ["created", "sending", "sent"]
+    assert [p["state"] for p in status["history"]][:3] == ["created", "sending", "sent"]
+    assert "timeline" not in status  # one history, not an empty list beside a full one
     table = cli(stack, "status", sent["id"])
     assert table.exit_code == 0 and "history" in table.stdout and "9199****2345" in table.stdout
 

@@ -4,6 +4,7 @@ through /proc: every process the demo starts runs in its folder)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -53,7 +54,8 @@ def demo_argv(*args: str) -> list[str]:
 def test_small_demo_runs_to_the_report_and_stops_everything(tmp_path, redis_url):
     """300 messages through the whole system on the configured Redis: the report is printed, every message
     is accounted for, the demo's Redis keys are removed and no process is left running."""
-    proc = subprocess.run(demo_argv("--messages", "300", "--no-flower", "--timeout", "180"), cwd=tmp_path,
+    argv = demo_argv("--messages", "300", "--no-flower", "--timeout", "180", "--exit-when-done")
+    proc = subprocess.run(argv, cwd=tmp_path,
                           env=clean_env(REDIS_URL=redis_url), capture_output=True, text=True, timeout=280)
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
@@ -77,9 +79,10 @@ def test_small_demo_runs_to_the_report_and_stops_everything(tmp_path, redis_url)
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_ctrl_c_stops_everything_including_a_private_redis_and_flower(tmp_path):
     """With no Redis at REDIS_URL the demo starts its own (AOF on); Flower asks for the printed password;
-    Ctrl-C during --keep-running stops every process it started."""
+    it stays up after the report (by default) until Ctrl-C, which stops every process it started; the
+    printed command then reads the demo's data with `smsdispatch report`."""
     env = clean_env(REDIS_URL="redis://127.0.0.1:9/0")
-    argv = demo_argv("--messages", "200", "--keep-running", "--timeout", "180")
+    argv = demo_argv("--messages", "200", "--timeout", "180")
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     lines: list[str] = []
@@ -113,3 +116,10 @@ def test_ctrl_c_stops_everything_including_a_private_redis_and_flower(tmp_path):
     assert "nothing left running" in out
     assert processes_in(tmp_path) == []
     assert any((tmp_path / "demo-run" / "redis").iterdir())  # the AOF
+    hint = re.search(r"  (DATABASE_URL=(\S+)) smsdispatch report", out)
+    assert hint, out[-2000:]
+    report = subprocess.run([sys.executable, "-m", "dispatcher.cli", "report", "--json"], cwd=tmp_path,
+                            env={**env, "DATABASE_URL": hint.group(2)}, capture_output=True, text=True,
+                            timeout=60)
+    assert report.returncode == 0, report.stderr
+    assert 0 < json.loads(report.stdout)["total"] <= 200

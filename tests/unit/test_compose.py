@@ -282,12 +282,19 @@ def test_env_example_secrets_are_placeholders() -> None:
 
 
 def test_env_example_values_are_valid_settings(clean_env: pytest.MonkeyPatch) -> None:
-    """Settings accepts the active values, and each commented-out value is that setting's real default."""
+    """Settings accepts the active values once the change-me placeholders are replaced (and refuses each
+    placeholder, naming it), and each commented-out value is that setting's real default."""
     entries = env_example()
     for entry in entries:
         if entry.active and entry.name not in INFRA_VARS:
-            clean_env.setenv(entry.name, entry.value)
+            clean_env.setenv(entry.name, entry.value.replace("change-me", "real"))
     Settings(_env_file=None)  # type: ignore[call-arg]
+    for entry in entries:
+        if entry.active and "change-me" in entry.value and entry.name not in INFRA_VARS:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv(entry.name, entry.value)
+                with pytest.raises(ValueError, match=f"{entry.name} still holds the placeholder 'change-me'"):
+                    Settings(_env_file=None)  # type: ignore[call-arg]
     for entry in entries:
         if entry.active or not entry.value:
             continue
@@ -393,3 +400,12 @@ def test_api_service_serves_the_cli_command_and_checks_readiness(services: dict[
     assert int(option(command, "--workers")) >= 1
     assert "127.0.0.1:8080:8080" in api["ports"]
     assert "http://127.0.0.1:8080/readyz" in healthcheck_text(api)
+
+
+def test_compose_v2_is_stated_where_a_user_starts(compose: dict[str, Any]) -> None:
+    """The file uses Compose v2 syntax (top-level name:), which Compose 1.x rejects: the file's header and the
+    README say so."""
+    assert "name" in compose
+    assert "Needs Docker Compose v2" in COMPOSE_FILE.read_text().split("\n\n")[0]
+    readme = (ROOT / "README.md").read_text()
+    assert "Docker Compose v2" in readme and "Compose 1.x" in readme

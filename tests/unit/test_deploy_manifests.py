@@ -5,6 +5,8 @@ secrets only through secretKeyRef, real setting names, and KEDA triggers on lane
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,10 +43,10 @@ Doc = dict[str, Any]
 
 def load_docs() -> list[tuple[str, Doc]]:
     docs = []
-    for path in sorted(K8S.glob("*.yaml")):
+    for path in sorted(K8S.rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc is not None:
-                docs.append((path.name, doc))
+                docs.append((str(path.relative_to(K8S)), doc))
     return docs
 
 
@@ -94,7 +96,7 @@ def test_every_manifest_parses_and_is_namespaced(docs: list[tuple[str, Doc]]) ->
     assert len(docs) >= 15
     for filename, doc in docs:
         assert doc.get("apiVersion") and doc.get("kind"), filename
-        if doc["kind"] == "Kustomization":
+        if doc["kind"] in ("Kustomization", "Component"):
             continue
         assert doc["metadata"]["name"], filename
         if doc["kind"] not in CLUSTER_SCOPED:
@@ -364,3 +366,20 @@ def test_api_is_scaled_by_its_autoscaler(docs: list[tuple[str, Doc]]) -> None:
     assert container["resources"]["requests"]["cpu"]
     kustomization = next(doc for _, doc in docs if doc["kind"] == "Kustomization")
     assert "api.yaml" in kustomization["resources"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_the_migration_job_runs_the_image_the_workloads_run(tmp_path: Path) -> None:
+    """`kubectl apply -k deploy/k8s/migrate` and `-k deploy/k8s` render the same image, and a new image set
+    in the one place (the image component) reaches the Job and every Deployment alike."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    component = copy / "image" / "kustomization.yaml"
+    component.write_text(component.read_text().replace('newTag: "0.1.0"', 'newTag: "9.9.9-test"'))
+    images: dict[str, set[str]] = {}
+    for name, folder in (("workloads", copy), ("migrate", copy / "migrate")):
+        out = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True,
+                             check=True).stdout
+        workloads = [d for d in yaml.safe_load_all(out) if d and d["kind"] in ("Deployment", "Job")]
+        images[name] = {c["image"] for d in workloads for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images["workloads"] == images["migrate"] == {"registry.example.com/smspoint-dispatcher:9.9.9-test"}
