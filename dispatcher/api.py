@@ -174,10 +174,10 @@ class Dispatcher:
             found = store.find_by_idempotency_key(conn, key)
         if found is None:
             return None
-        if (found["number"], found["text"], found["channel"]) != (prepared["number"], prepared["text"],
+        if (found.number, found.text, found.channel) != (prepared["number"], prepared["text"],
                                                                    ch.value):
-            raise IdempotencyConflict(key, found["id"])
-        return Submitted(str(found["id"]), str(found["state"]), False)
+            raise IdempotencyConflict(key, found.id)
+        return Submitted(str(found.id), str(found.state), False)
 
     def _push(self, items: list[tuple[str, str]]) -> None:
         try:
@@ -304,13 +304,13 @@ class Dispatcher:
         if row is None:
             raise MessageNotFound(f"no message with id {message_id!r}")
         return MessageStatus(
-            id=row["id"], state=row["state"], hold_reason=row["hold_reason"], channel=row["channel"],
-            number_masked=mask(row["number"]), parts=row["parts"], credits=row["credits"],
-            credits_charged=row["credits_charged"], created_at=row["created_at"], send_at=row["send_at"],
-            sending_at=row["sending_at"], sent_at=row["sent_at"], final_at=row["final_at"],
-            gateway_job_id=row["gateway_job_id"], gateway_message_id=row["gateway_message_id"],
-            status_raw=row["status_raw"], status_remark=row["status_remark"], last_error=row["last_error"],
-            attempts=row["attempts"], metadata=json.loads(row["meta"]) if row["meta"] else None,
+            id=row.id, state=row.state, hold_reason=row.hold_reason, channel=row.channel,
+            number_masked=mask(row.number), parts=row.parts, credits=row.credits,
+            credits_charged=row.credits_charged, created_at=row.created_at, send_at=row.send_at,
+            sending_at=row.sending_at, sent_at=row.sent_at, final_at=row.final_at,
+            gateway_job_id=row.gateway_job_id, gateway_message_id=row.gateway_message_id,
+            status_raw=row.status_raw, status_remark=row.status_remark, last_error=row.last_error,
+            attempts=row.attempts, metadata=json.loads(row.meta) if row.meta else None,
             history=history)
 
 

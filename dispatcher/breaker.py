@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import guard_store, store, wakeup
+from . import store, wakeup
 from .db import reading, transaction
 from .errors import BreakerNotFound
 from .states import BatchOutcome, State
+from .store import guards as guard_store
 
 if TYPE_CHECKING:
     from .context import Context
@@ -107,14 +108,14 @@ def is_open(ctx: Context, sender_id: str, template_id: str) -> bool:
     return row is not None and row["state"] == "open"
 
 
-def after_send(ctx: Context, batch: dict[str, Any], outcome: SendOutcome) -> SendOutcome:
+def after_send(ctx: Context, batch: store.BatchRow, outcome: SendOutcome) -> SendOutcome:
     """Record a sent (or rejected) batch's outcome for its group; returns the outcome unchanged."""
     if outcome.outcome in (BatchOutcome.SENT, BatchOutcome.FAILED) and outcome.size:
         bad = outcome.size if outcome.outcome is BatchOutcome.FAILED else outcome.failed
         try:
-            record(ctx, batch["sender_id"], batch["template_id"], bad, outcome.size)
+            record(ctx, batch.sender_id, batch.template_id, bad, outcome.size)
         except Exception as exc:  # noqa: BLE001 - the batch's own result is recorded; never lose it here
-            log.error("breaker: could not record batch %s (%s)", batch["id"], exc.__class__.__name__)
+            log.error("breaker: could not record batch %s (%s)", batch.id, exc.__class__.__name__)
     return outcome
 
 

@@ -88,10 +88,10 @@ class Context:
     def warm_up(self) -> None:
         """Open the database and Redis connections and build the clients now, so that the first
         task of a fresh worker process (often an OTP) does not pay for it."""
-        from sqlalchemy import text
+        from . import store
 
         with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            store.ping(conn)
         self.redis.ping()
         _ = (self.lanes, self.ledger, self.limiter, self.catalog, self.client)
 

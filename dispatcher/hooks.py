@@ -39,6 +39,7 @@ from . import store
 from .db import transaction
 from .errors import ConfigurationError
 from .settings import Settings
+from .store import HookRow, MessageRow
 
 if TYPE_CHECKING:
     from .context import Context
@@ -94,19 +95,19 @@ def load_callable(path: str) -> Callable[[dict[str, Any]], object]:
     return fn  # type: ignore[no-any-return]
 
 
-def payload(msg: dict[str, Any], state: str) -> dict[str, Any]:
+def payload(msg: MessageRow, state: str) -> dict[str, Any]:
     """The JSON-able callback body of one message."""
 
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value is not None else None
 
-    return {"event": "message.final", "message_id": msg["id"], "state": state, "number": msg["number"],
-            "channel": msg["channel"], "sender_id": msg["sender_id"], "template_id": msg["template_id"],
-            "parts": msg["parts"], "credits_charged": msg["credits_charged"],
-            "gateway_job_id": msg["gateway_job_id"], "gateway_message_id": msg["gateway_message_id"],
-            "status_raw": msg["status_raw"], "status_remark": msg["status_remark"],
-            "reason": msg["last_error"], "created_at": iso(msg["created_at"]), "sent_at": iso(msg["sent_at"]),
-            "final_at": iso(msg["final_at"]), "metadata": json.loads(msg["meta"]) if msg["meta"] else None}
+    return {"event": "message.final", "message_id": msg.id, "state": state, "number": msg.number,
+            "channel": msg.channel, "sender_id": msg.sender_id, "template_id": msg.template_id,
+            "parts": msg.parts, "credits_charged": msg.credits_charged,
+            "gateway_job_id": msg.gateway_job_id, "gateway_message_id": msg.gateway_message_id,
+            "status_raw": msg.status_raw, "status_remark": msg.status_remark,
+            "reason": msg.last_error, "created_at": iso(msg.created_at), "sent_at": iso(msg.sent_at),
+            "final_at": iso(msg.final_at), "metadata": json.loads(msg.meta) if msg.meta else None}
 
 
 @dataclass
@@ -182,29 +183,29 @@ def _deliver_chunk(ctx: Context, targets: _Targets, size: int, result: HookResul
     until = now + timedelta(seconds=_lease_s())
     with transaction(ctx.engine) as conn:
         rows = store.claim_hooks(conn, now, until, size)
-        msgs = store.hook_messages(conn, [r["message_id"] for r in rows])
+        msgs = store.hook_messages(conn, [r.message_id for r in rows])
     started = time.monotonic()
     writes = []
     for row in rows:
         if time.monotonic() - started > _lease_s() / 2:  # leave the rest to the next run, still leased
-            writes.append(_write(row, row["attempts"], False, ctx.clock(), row["last_error"],
-                                 row["delivered_to"]))
+            writes.append(_write(row, row.attempts, False, ctx.clock(), row.last_error,
+                                 row.delivered_to))
             result.released += 1
             continue
-        writes.append(_attempt(ctx, targets, row, msgs.get(row["message_id"]), result))
+        writes.append(_attempt(ctx, targets, row, msgs.get(row.message_id), result))
     with transaction(ctx.engine) as conn:
         store.write_hook_results(conn, writes, until)
     return len(rows)
 
 
-def _attempt(ctx: Context, targets: _Targets, row: dict[str, Any], msg: dict[str, Any] | None,
+def _attempt(ctx: Context, targets: _Targets, row: HookRow, msg: MessageRow | None,
              result: HookResult) -> dict[str, Any]:
-    mid, attempts = row["message_id"], int(row["attempts"]) + 1
-    done_to = [t for t in (row["delivered_to"] or "").split(",") if t]
+    mid, attempts = row.message_id, int(row.attempts) + 1
+    done_to = [t for t in (row.delivered_to or "").split(",") if t]
     if msg is None:
         log.error("hooks: message %s no longer exists; its hook is dropped", mid)
-        return _write(row, attempts, True, ctx.clock(), "message not found", row["delivered_to"])
-    body = payload(msg, row["state"])
+        return _write(row, attempts, True, ctx.clock(), "message not found", row.delivered_to)
+    body = payload(msg, row.state)
     errors = []
     for target in targets.names:
         if target in done_to:
@@ -230,7 +231,7 @@ def _attempt(ctx: Context, targets: _Targets, row: dict[str, Any], msg: dict[str
     return _write(row, attempts, False, now + backoff(attempts), error, to)
 
 
-def _write(row: dict[str, Any], attempts: int, done: bool, next_at: datetime, error: str | None,
+def _write(row: HookRow, attempts: int, done: bool, next_at: datetime, error: str | None,
            to: str | None) -> dict[str, Any]:
-    return {"b_id": row["message_id"], "b_done": done, "b_attempts": attempts, "b_next": next_at,
+    return {"b_id": row.message_id, "b_done": done, "b_attempts": attempts, "b_next": next_at,
             "b_error": error, "b_to": to}

@@ -28,14 +28,13 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
-from . import guard_store, store
+from . import store
 from .channels import LANES, PACKAGES
 from .db import transaction
-from .models import MESSAGE
 from .retention import DEPENDENT, Table
 from .states import HoldReason, State
+from .store import guards as guard_store
 
 if TYPE_CHECKING:
     from .context import Context
@@ -178,9 +177,7 @@ class SmsPointCollector(Collector):
     def _database(self) -> Iterator[Metric]:
         with transaction(self.ctx.engine) as conn:
             counts = store.counts_by_state(conn)
-            held = conn.execute(select(MESSAGE.c.hold_reason, func.count())
-                                .where(MESSAGE.c.state == State.HELD.value)
-                                .group_by(MESSAGE.c.hold_reason)).all()
+            by_reason = store.held_by_reason(conn)
             open_breakers = len(guard_store.breakers(conn, open_only=True))
         msgs = GaugeMetricFamily("smspoint_messages", "Messages in the database by state and channel",
                                  labels=["state", "channel"])
@@ -197,7 +194,6 @@ class SmsPointCollector(Collector):
         yield GaugeMetricFamily("smspoint_unconfirmed_messages",
                                 "Messages the send answer did not list, waiting for the delivery reports",
                                 value=unconfirmed)
-        by_reason = {str(r[0]): int(r[1]) for r in held}
         h = GaugeMetricFamily("smspoint_held_messages", "Held messages by hold reason", labels=["reason"])
         for reason in sorted({r.value for r in HoldReason} | set(by_reason)):
             h.add_metric([reason], by_reason.get(reason, 0))

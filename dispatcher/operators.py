@@ -15,10 +15,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, func, literal_column, select, update
-
 from . import store, wakeup
-from .db import is_sqlite, transaction
+from .db import transaction
 from .errors import InvalidTransition, MessageNotFound, ValidationError
 from .models import MESSAGE
 from .numbers import mask
@@ -85,11 +83,10 @@ def report(ctx: Context, since: datetime | None = None, jobs: int = 0) -> Report
         credits = store.credit_totals(conn, since)
         recent = store.job_credits(conn, since, jobs) if jobs else []
         counts = store.counts_by_state(conn, since)
-        q = select(func.coalesce(func.sum(M.credits_charged), 0))
-        charged = int(conn.execute(q if since is None else q.where(M.created_at >= since)).scalar_one())
+        charged = store.credits_charged(conn, since)
         lat = {
-            "enqueue_to_sent": _percentiles(conn, M.sent_at, None, since),
-            "enqueue_to_delivered": _percentiles(conn, M.final_at, State.DELIVERED, since),
+            "enqueue_to_sent": store.latency(conn, "sent_at", None, since),
+            "enqueue_to_delivered": store.latency(conn, "final_at", State.DELIVERED, since),
         }
     by_state: dict[str, int] = {}
     by_channel: dict[str, dict[str, int]] = {}
@@ -102,31 +99,6 @@ def report(ctx: Context, since: datetime | None = None, jobs: int = 0) -> Report
         job["created_at"] = job["created_at"].isoformat()
     return Report(since, sum(by_state.values()), by_state, by_channel,
                   sum(by_state.get(s.value, 0) for s in ACCEPTED), rate, charged, lat, credits, recent)
-
-
-def _seconds(conn: Connection, end: Any) -> ColumnElement[Any]:
-    if is_sqlite(conn.engine):
-        return (func.julianday(end) - func.julianday(M.created_at)) * literal_column("86400.0")
-    return func.extract("epoch", end - M.created_at)
-
-
-def _percentiles(conn: Connection, end: Any, state: State | None, since: datetime | None
-                 ) -> dict[str, float | int | None]:
-    """p50 / p95 of (end - created_at) in seconds, by ORDER BY + OFFSET (works the same on both databases)."""
-    dur = _seconds(conn, end).label("d")
-    where = [end.is_not(None)]
-    if state is not None:
-        where.append(M.state == state.value)
-    if since is not None:
-        where.append(M.created_at >= since)
-    n = int(conn.execute(select(func.count()).where(*where)).scalar_one())
-    out: dict[str, float | int | None] = {"count": n, "p50": None, "p95": None}
-    for name, q in (("p50", 0.50), ("p95", 0.95)):
-        if n:
-            offset = min(n - 1, max(0, int(round(q * n + 0.5)) - 1))  # nearest-rank
-            value = conn.execute(select(dur).where(*where).order_by(dur).offset(offset).limit(1)).scalar()
-            out[name] = round(float(value), 3) if value is not None else None
-    return out
 
 
 # --------------------------------------------------------------------------- history
@@ -178,16 +150,13 @@ class ActionResult:
 
 def count_unknown(ctx: Context) -> int:
     with transaction(ctx.engine) as conn:
-        return int(conn.execute(select(func.count()).where(M.state == State.UNKNOWN.value)).scalar_one())
+        return store.count_in_state(conn, State.UNKNOWN)
 
 
 def list_unknown(ctx: Context, limit: int = 100) -> list[UnknownMessage]:
     """The oldest ``unknown`` messages first (numbers masked)."""
-    q = (select(M.id, M.channel, M.number, M.sender_id, M.template_id, M.updated_at, M.batch_id,
-                M.gateway_job_id, M.last_error)
-         .where(M.state == State.UNKNOWN.value).order_by(M.updated_at, M.id).limit(limit))
     with transaction(ctx.engine) as conn:
-        rows = conn.execute(q).all()
+        rows = store.in_state(conn, State.UNKNOWN, limit)
     return [UnknownMessage(r.id, r.channel, mask(r.number), r.sender_id, r.template_id, r.updated_at,
                            r.batch_id, r.gateway_job_id, r.last_error) for r in rows]
 
@@ -197,8 +166,7 @@ def check_unknown(ctx: Context, ids: Sequence[str]) -> None:
     states: dict[str, str] = {}
     with transaction(ctx.engine) as conn:
         for i in range(0, len(ids), PAGE):
-            rows = conn.execute(select(M.id, M.state).where(M.id.in_(list(ids[i:i + PAGE]))))
-            states.update({r.id: r.state for r in rows})
+            states.update(store.states_of(conn, ids[i:i + PAGE]))
     missing = [i for i in ids if i not in states]
     if missing:
         raise MessageNotFound(f"no message with id {missing[0]!r}" + (f" (and {len(missing) - 1} more)"
@@ -220,8 +188,7 @@ def _batches(ctx: Context, ids: Sequence[str] | None) -> Any:
     after = ""
     while True:
         with transaction(ctx.engine) as conn:
-            page = list(conn.execute(select(M.id).where(M.state == State.UNKNOWN.value, M.id > after)
-                                     .order_by(M.id).limit(PAGE)).scalars())
+            page = store.ids_in_state(conn, State.UNKNOWN, after, PAGE)
         if not page:
             return
         yield page
@@ -260,10 +227,7 @@ def fail_unknown(ctx: Context, ids: Sequence[str] | None, reason: str) -> Action
     for page in _batches(ctx, ids):
         now = ctx.clock()
         with transaction(ctx.engine) as conn:
-            res = conn.execute(update(MESSAGE).where(M.id.in_(page), M.state == State.UNKNOWN.value)
-                               .values(state=State.FAILED.value, final_at=now, updated_at=now,
-                                       last_error=detail).returning(M.id))
-            moved = [r[0] for r in res]
+            moved = store.move_messages(conn, page, State.FAILED, now, frm=State.UNKNOWN, last_error=detail)
             store.add_events(conn, moved, State.FAILED, now, detail)
         out.moved += moved
     log.info("operator fail: %d unknown message(s) failed (%s)", len(out.moved), reason)

@@ -20,13 +20,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from . import guard_store, store
+from . import store
 from .channels import Channel
 from .context import Context, get_context
 from .db import reading, transaction
 from .errors import BulkValidationError, OptedOut, RowError, ValidationError
 from .numbers import mask, normalize
 from .states import State
+from .store import guards as guard_store
 
 log = logging.getLogger(__name__)
 

@@ -53,10 +53,10 @@ def sweep(ctx: Context) -> SweepResult:
     batch_cutoff = None if out.redis_lost else now - timedelta(seconds=s.republish_after_s)
     with transaction(ctx.engine) as conn:
         batches = store.pending_batches(conn, batch_cutoff, PAGE)
-        store.touch_batches(conn, [b["id"] for b in batches], now)
+        store.touch_batches(conn, [b.id for b in batches], now)
     for b in batches:
-        group = store.group_key(b["channel"], b["sender_id"], b["template_id"], b["is_unicode"])
-        ctx.publisher.send_batch(b["id"], b["lane"], b["size"], group)
+        group = store.group_key(b.channel, b.sender_id, b.template_id, b.is_unicode)
+        ctx.publisher.send_batch(b.id, b.lane, b.size, group)
     out.republished = len(batches)
 
     push_cutoff = None if out.redis_lost else now - timedelta(seconds=s.requeue_after_s)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Connection
 
@@ -71,10 +71,10 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     with reading(ctx.engine) as conn:
         batch = store.get_batch(conn, batch_id)
         messages = store.batch_messages(conn, batch_id, State.QUEUED) if batch else []
-    if batch is None or batch["state"] != BatchState.PENDING:
+    if batch is None or batch.state != BatchState.PENDING:
         return SendOutcome(batch_id, BatchOutcome.SKIPPED,
-                           detail=f"batch is {batch['state'] if batch else 'missing'}")
-    channel = Channel(batch["channel"])
+                           detail=f"batch is {batch.state if batch else 'missing'}")
+    channel = Channel(batch.channel)
     messages = optout.drop_opted_out(ctx, batch_id, channel, messages)
     if not messages:
         with transaction(ctx.engine) as conn:
@@ -120,13 +120,13 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     return breaker.after_send(ctx, batch, _call(ctx, batch, channel, messages, credits))
 
 
-def _held_lane(ctx: Context, batch: dict[str, Any]) -> SendOutcome | None:
+def _held_lane(ctx: Context, batch: store.BatchRow) -> SendOutcome | None:
     """Hold the batch (before any credit is reserved) while gateway authentication fails or its group's
     breaker is open."""
     if held_for_authentication(ctx):
-        return _hold(ctx, batch["id"], HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
-    if breaker.is_open(ctx, batch["sender_id"], batch["template_id"]):
-        return _hold(ctx, batch["id"], HoldReason.BREAKER, "breaker open for this sender id and template")
+        return _hold(ctx, batch.id, HoldReason.AUTHENTICATION, "lane held: gateway authentication failing")
+    if breaker.is_open(ctx, batch.sender_id, batch.template_id):
+        return _hold(ctx, batch.id, HoldReason.BREAKER, "breaker open for this sender id and template")
     return None
 
 
@@ -166,12 +166,12 @@ def _reserve(ctx: Context, package: str, credits: int) -> bool:
     return ledger.reserve(package, credits) is ReserveResult.RESERVED
 
 
-def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[store.Outgoing],
+def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[store.Outgoing],
           credits: int) -> SendOutcome:
-    batch_id = batch["id"]
+    batch_id = batch.id
     recipients = [Recipient(m.number, m.text) for m in messages]
     s = ctx.settings
-    observe_batch(ctx, len(recipients), batch["lane"])
+    observe_batch(ctx, len(recipients), batch.lane)
     try:
         for attempt in unsent_retry(s.retry_max_attempts, s.retry_max_elapsed_s):
             with attempt:
@@ -179,9 +179,9 @@ def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[
                     _still_sending(ctx, batch_id, len(messages))
                 started = time.monotonic()
                 try:
-                    result = ctx.client.send_bulk(recipients, sender_id=batch["sender_id"],
-                                                  template_id=batch["template_id"], channel=channel,
-                                                  is_unicode=bool(batch["is_unicode"]))
+                    result = ctx.client.send_bulk(recipients, sender_id=batch.sender_id,
+                                                  template_id=batch.template_id, channel=channel,
+                                                  is_unicode=bool(batch.is_unicode))
                 except GatewayError as exc:
                     observe_call(ctx, "send-bulk-sms", time.monotonic() - started, type(exc).__name__)
                     raise
@@ -211,7 +211,7 @@ def _call(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[
     return _record(ctx, batch, channel, messages, credits, result)
 
 
-def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: list[store.Outgoing],
+def _record(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[store.Outgoing],
             credits: int, result: SendResult) -> SendOutcome:
     """Account for every recipient from the gateway's answer (:func:`dispatcher.matching.account`) and
     commit it in one transaction: listed -> `sent` with its gateway message id, refused -> `failed`,
@@ -240,12 +240,12 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
                                         last_error=UNCONFIRMED_REASON)
             store.add_events(conn, moved, State.UNCONFIRMED, now, UNCONFIRMED_REASON)
         if job_id and (sent_rows or acc.unconfirmed):
-            store.insert_job(conn, {"job_id": job_id, "batch_id": batch["id"], "channel": channel.value,
+            store.insert_job(conn, {"job_id": job_id, "batch_id": batch.id, "channel": channel.value,
                                     "size": len(sent_rows) + len(acc.unconfirmed), "created_at": now,
                                     "open": True, "next_poll_at": now, "poll_count": 0,
                                     "invalid_id_count": 0, "credits_reserved": credits,
                                     "credits_charged": charged, "credits_released": released})
-        store.move_batch(conn, batch["id"], BatchState.SENT, now, job_id=job_id)
+        store.move_batch(conn, batch.id, BatchState.SENT, now, job_id=job_id)
 
     _after_call(ctx, write)
     if charged:
@@ -253,17 +253,17 @@ def _record(ctx: Context, batch: dict[str, Any], channel: Channel, messages: lis
     if released > 0:
         ctx.ledger.release(channel.package, released)
     for m, reason in failed[:5]:
-        log.warning("gateway rejected %s in batch %s: %s", mask(m.number), batch["id"], reason)
+        log.warning("gateway rejected %s in batch %s: %s", mask(m.number), batch.id, reason)
     if acc.unconfirmed or acc.unmatched or acc.ambiguous or acc.repeats:
         log.warning("batch %s (job %s): the answer did not list %d of %d recipient(s) (unconfirmed until "
                     "the delivery reports show them); %d entry(ies) fit no recipient, %d fit several, "
                     "%d repeated",
-                    batch["id"], job_id, len(acc.unconfirmed), len(messages), acc.unmatched, acc.ambiguous,
+                    batch.id, job_id, len(acc.unconfirmed), len(messages), acc.unmatched, acc.ambiguous,
                     acc.repeats)
         observe_unconfirmed(ctx, len(acc.unconfirmed))
-    log.info("batch %s: %d sent as job %s, %d unconfirmed, %d rejected", batch["id"], len(sent_rows), job_id,
+    log.info("batch %s: %d sent as job %s, %d unconfirmed, %d rejected", batch.id, len(sent_rows), job_id,
              len(acc.unconfirmed), len(failed))
-    return SendOutcome(batch["id"], BatchOutcome.SENT, size=len(messages), sent=len(sent_rows),
+    return SendOutcome(batch.id, BatchOutcome.SENT, size=len(messages), sent=len(sent_rows),
                        failed=len(failed), job_id=job_id, unconfirmed=len(acc.unconfirmed))
 
 

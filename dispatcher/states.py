@@ -67,9 +67,14 @@ def can_move(current: State, target: State) -> bool:
     return current in ALLOWED_FROM.get(target, frozenset())
 
 
-def sources(target: State) -> list[str]:
-    """The states a guarded UPDATE may move from to reach ``target`` (for WHERE state IN (...))."""
-    return sorted(s.value for s in ALLOWED_FROM[target])
+def sources(target: State, frm: State | None = None) -> list[str]:
+    """The states a guarded UPDATE may move from to reach ``target`` (for WHERE state IN (...)): all allowed
+    ones, or only ``frm`` (which must be one of them: a caller that knows the rows' state says so)."""
+    if frm is None:
+        return sorted(s.value for s in ALLOWED_FROM[target])
+    if frm not in ALLOWED_FROM[target]:
+        raise ValueError(f"a message cannot move from {frm.value} to {target.value}")
+    return [frm.value]
 
 
 # --------------------------------------------------------------------------- batches

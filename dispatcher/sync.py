@@ -167,11 +167,11 @@ def _release(ctx: Context, job_id: str, owner: str, next_poll_at: datetime | Non
         store.finish_job(conn, job_id, owner, **values)
 
 
-def _invalid(ctx: Context, job: dict[str, Any], owner: str, result: SyncResult) -> str:
-    count = int(job["invalid_id_count"]) + 1
+def _invalid(ctx: Context, job: store.LeasedJob, owner: str, result: SyncResult) -> str:
+    count = int(job.invalid_id_count) + 1
     result.invalid_ids += 1
     give_up = count >= INVALID_ID_LIMIT
-    log.warning("sync: job %s: gateway says Invalid Message ID (%d of %d)%s", job["job_id"], count,
+    log.warning("sync: job %s: gateway says Invalid Message ID (%d of %d)%s", job.job_id, count,
                 INVALID_ID_LIMIT, "; giving its messages up" if give_up else "")
     _record(ctx, job, owner, None, result, invalid_id_count=count,
             give_up=INVALID_ID_REASON if give_up else None)
@@ -182,16 +182,16 @@ class _LostLease(Exception):
     pass
 
 
-def _record(ctx: Context, job: dict[str, Any], owner: str, report: DeliveryReport | None,
+def _record(ctx: Context, job: store.LeasedJob, owner: str, report: DeliveryReport | None,
             result: SyncResult, *, invalid_id_count: int | None = None, give_up: str | None = None) -> None:
     """Write one job's report and bookkeeping in one transaction (nothing when the lease was lost)."""
-    job_id = job["job_id"]
+    job_id = job.job_id
     now = ctx.clock()
     s = ctx.settings
     horizon = timedelta(hours=s.sync_horizon_h)
-    if give_up is None and now >= job["created_at"] + horizon:
+    if give_up is None and now >= job.created_at + horizon:
         give_up = HORIZON_REASON
-    polls = int(job["poll_count"]) + 1
+    polls = int(job.poll_count) + 1
     counts = SyncResult()  # added to the run's result only if the transaction commits
     credits = _Credits()
     schedule = reports.Schedule.of(s.sync_backoff_min, s.sync_poll_every_min)
@@ -202,7 +202,7 @@ def _record(ctx: Context, job: dict[str, Any], owner: str, report: DeliveryRepor
                           settle_unconfirmed=report is not None and polls >= s.unconfirmed_polls,
                           polls=polls)
             values: dict[str, Any] = {"poll_count": polls, "last_polled_at": now,
-                                      "next_poll_at": schedule.next_poll_at(job["created_at"], polls, now,
+                                      "next_poll_at": schedule.next_poll_at(job.created_at, polls, now,
                                                                             horizon)}
             if invalid_id_count is not None:
                 values["invalid_id_count"] = invalid_id_count
@@ -218,7 +218,7 @@ def _record(ctx: Context, job: dict[str, Any], owner: str, report: DeliveryRepor
     result.add(counts)
     result.jobs += 1
     result.closed += done
-    credits.settle(ctx, job["channel"])
+    credits.settle(ctx, job.channel)
     observe_unconfirmed(ctx, counts.confirmed, "confirmed")
     observe_unconfirmed(ctx, counts.unconfirmed_unknown, "unknown")
 
@@ -242,15 +242,16 @@ class _Credits:
             ctx.ledger.charge_unreserved(package, self.charged_late)
 
 
-def _apply(ctx: Context, conn: Connection, job_id: str, rows: list[dict[str, Any]],
+def _apply(ctx: Context, conn: Connection, job_id: str, rows: list[store.JobMessage],
            report: DeliveryReport | None, give_up: str | None, now: datetime, result: SyncResult,
            credits: _Credits, *, settle_unconfirmed: bool, polls: int) -> bool:
     """The job's message writes; returns True when the job needs no more polls: every message final, or
     the job given up (its `unknown` messages are left to an operator)."""
-    states = {r["id"]: r["state"] for r in rows}
+    states = {r.id: r.state for r in rows}
     outbox: list[tuple[str, str]] = []
     if report is not None:
-        candidates = [reports.Candidate(**r) for r in rows]
+        candidates = [reports.Candidate(r.id, r.number, r.text, r.gateway_message_id, r.state, r.status_raw,
+                                        r.status_remark, r.credits) for r in rows]
         matching = reports.match(report.entries, candidates)
         _log_unmatched(job_id, matching.unmatched)
         pairs = _confirm(ctx, conn, job_id, matching.pairs, now, result, credits)
@@ -275,7 +276,7 @@ def _apply(ctx: Context, conn: Connection, job_id: str, rows: list[dict[str, Any
     waiting = [mid for mid, st in states.items() if st == State.UNCONFIRMED.value]
     if waiting and (settle_unconfirmed or give_up is not None):
         reason = give_up or NOT_IN_REPORTS_REASON.format(polls=polls)
-        cost = {r["id"]: int(r["credits"]) for r in rows}
+        cost = {r.id: r.credits for r in rows}
         _unconfirmed_to_unknown(conn, job_id, waiting, reason, now, result, credits, states, cost)
     if give_up is not None:
         ids = [mid for mid, st in states.items() if st == State.SENT.value]

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from rich.table import Table
-from sqlalchemy import update
 
 from .. import store
 from ..context import Context
 from ..db import transaction
-from ..models import JOB
 
 COLUMNS = ("queued", "sending", "sent", "delivered", "undelivered", "expired", "held", "unknown", "failed")
 #: States a message leaves without anyone's help (scheduled waits for its time: not counted).
@@ -76,10 +73,7 @@ def hurry_reports(ctx: Context, min_age_s: float = 2.0) -> int:
     schedule (1, 2, 5, 10, 30 min...) is made for the real gateway: the demo compresses it the same way."""
     now = ctx.clock()
     with transaction(ctx.engine) as conn:
-        res = conn.execute(update(JOB).where(JOB.c.open.is_(True), JOB.c.next_poll_at > now,
-                                             JOB.c.created_at < now - timedelta(seconds=min_age_s))
-                           .values(next_poll_at=now))
-        return res.rowcount or 0
+        return store.hurry_jobs(conn, now, min_age_s)
 
 
 def render(snap: Snapshot, prog: Progress) -> Table:

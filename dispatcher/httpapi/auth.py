@@ -20,9 +20,9 @@ from redis.exceptions import RedisError
 from ..context import Context
 from ..db import reading
 from ..ratelimit import RateLimiter
-from . import keys_store
+from ..store import api_keys as keys_store
+from ..store.api_keys import ApiKeyRecord
 from .keys import Scope, bearer_token, key_id_of, matches
-from .keys_store import ApiKeyRecord
 from .problems import Problem
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import logging
 from ..context import Context
 from ..db import reading, transaction
 from ..errors import ValidationError
-from . import keys_store
+from ..store import api_keys as keys_store
+from ..store.api_keys import ApiKeyRecord
 from .keys import Scope, format_scopes, make_key
-from .keys_store import ApiKeyRecord
 
 log = logging.getLogger(__name__)
 

@@ -9,16 +9,16 @@ from fastapi import APIRouter, Depends, Header, Request, Response, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from redis.exceptions import RedisError
-from sqlalchemy import text
 
+from .. import store
 from ..api import Dispatcher, MessageStatus
 from ..catalog import Catalog, Sender, Tmpl
 from ..context import Context
 from ..db import reading
 from ..errors import QueueUnavailable
+from ..store.api_keys import ApiKeyRecord
 from .auth import Authenticator
 from .keys import Scope
-from .keys_store import ApiKeyRecord
 from .problems import Problem
 from .schemas import (
     Accepted,
@@ -143,7 +143,7 @@ def readyz(request: Request) -> Any:
     database = redis = True
     try:
         with reading(ctx.engine) as conn:
-            conn.execute(text("SELECT 1"))
+            store.ping(conn)
     except Exception:  # noqa: BLE001 - any failure means not ready
         database = False
     try:

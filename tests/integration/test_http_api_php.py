@@ -71,7 +71,7 @@ def test_readme_php_example_enqueues(php: str, api: ApiServer, tmp_path: Path) -
     assert first and second and first.group(1) == second.group(1), [r.stdout for r in runs]
     with reading(api.ctx.engine) as conn:
         row = get_message(conn, first.group(1))
-    assert row is not None and row["idempotency_key"] == "payment-12" and row["number"].endswith("9954654365")
+    assert row is not None and row.idempotency_key == "payment-12" and row.number.endswith("9954654365")
 
 
 def test_readme_php_example_reports_refusals(php: str, api: ApiServer, tmp_path: Path) -> None:

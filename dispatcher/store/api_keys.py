@@ -1,4 +1,4 @@
-"""Named queries over the ``api_key`` table. The caller owns the transaction (as in dispatcher/store.py)."""
+"""Named queries over the ``api_key`` table (the HTTP API's keys). The caller owns the transaction."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
 
+from ..httpapi.keys import Scope, parse_scopes
 from ..models import API_KEY
-from .keys import Scope, parse_scopes
 
 K = API_KEY.c
 

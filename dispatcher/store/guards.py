@@ -1,5 +1,5 @@
 """Named queries of the guards before a credit is spent: opt-outs (suppression list) and breakers.
-The caller owns the transaction, as with dispatcher.store."""
+The caller owns the transaction."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import ARRAY, Connection, String, and_, any_, bindparam, delete, func, insert, select, update
 
-from .models import BREAKER, MESSAGE, OPT_OUT
-from .states import HoldReason, State
+from ..models import BREAKER, MESSAGE, OPT_OUT
+from ..states import HoldReason, State
 
 OO = OPT_OUT.c
 K = BREAKER.c

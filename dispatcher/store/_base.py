@@ -1,0 +1,65 @@
+"""What every query module shares: column shorthands, the id-list predicate, fitting texts to columns
+and the batching group key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    String,
+    any_,
+    bindparam,
+)
+
+from ..models import BATCH, EVENT, JOB, MESSAGE, OUTBOX
+
+M = MESSAGE.c
+
+
+B = BATCH.c
+
+
+def clip(column: Any, value: str | None) -> str | None:
+    """``value`` cut to ``column``'s length: the one place texts (errors, details) are truncated."""
+    length = getattr(column.type, "length", None)
+    return value[:length] if value is not None and length and len(value) > length else value
+
+
+def fit(table: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (column name -> value) with every text cut to its column's length."""
+    return {k: clip(table.c[k], v) if isinstance(v, str) and k in table.c else v for k, v in values.items()}
+
+
+def group_key(channel: str, sender_id: str, template_id: str, is_unicode: bool) -> str:
+    """The batching group: messages of different groups never share a gateway call."""
+    return f"{channel}|{sender_id}|{template_id}|{int(bool(is_unicode))}"
+
+
+def parse_group(key: str) -> tuple[str, str, str, bool]:
+    """The inverse of group_key."""
+    channel, sender_id, template_id, uni = key.split("|")
+    return channel, sender_id, template_id, uni == "1"
+
+
+def ids_match(conn: Connection, ids: Sequence[str]) -> Any:
+    """``message.id`` is one of ``ids``: one array parameter on PostgreSQL (an IN list of 2,000 bound
+    values costs more to compile than the statement costs to run), an IN list on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return M.id == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
+    return M.id.in_(list(ids))
+
+
+J = JOB.c
+
+
+HO = OUTBOX.c
+
+
+#: Ids per ``WHERE id IN (...)`` on SQLite (which allows 32766 parameters).
+IN_CHUNK = 1000
+
+
+EV = EVENT.c
