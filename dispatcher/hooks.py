@@ -39,7 +39,7 @@ from . import store
 from .db import transaction
 from .errors import ConfigurationError
 from .settings import Settings
-from .store import HookRow, MessageRow
+from .store import HookAttempt, HookRow, MessageRow
 
 if TYPE_CHECKING:
     from .context import Context
@@ -199,7 +199,7 @@ def _deliver_chunk(ctx: Context, targets: _Targets, size: int, result: HookResul
 
 
 def _attempt(ctx: Context, targets: _Targets, row: HookRow, msg: MessageRow | None,
-             result: HookResult) -> dict[str, Any]:
+             result: HookResult) -> HookAttempt:
     mid, attempts = row.message_id, int(row.attempts) + 1
     done_to = [t for t in (row.delivered_to or "").split(",") if t]
     if msg is None:
@@ -232,6 +232,5 @@ def _attempt(ctx: Context, targets: _Targets, row: HookRow, msg: MessageRow | No
 
 
 def _write(row: HookRow, attempts: int, done: bool, next_at: datetime, error: str | None,
-           to: str | None) -> dict[str, Any]:
-    return {"b_id": row.message_id, "b_done": done, "b_attempts": attempts, "b_next": next_at,
-            "b_error": error, "b_to": to}
+           to: str | None) -> HookAttempt:
+    return HookAttempt(row.message_id, done, attempts, next_at, error, to)

@@ -338,8 +338,8 @@ def _unconfirmed_to_unknown(conn: Connection, job_id: str, ids: list[str], reaso
               job_id, len(moved), reason)
 
 
-def _params(c: reports.Change) -> dict[str, Any]:
-    return {"b_id": c.id, "b_raw": c.status_raw, "b_remark": c.status_remark, "b_gmid": c.gateway_message_id}
+def _params(c: reports.Change) -> store.ReportWrite:
+    return store.ReportWrite(c.id, c.status_raw, c.status_remark, c.gateway_message_id)
 
 
 def _check(job_id: str, to: State | None, written: int, planned: int) -> None:

@@ -98,10 +98,12 @@ from .purging import (  # noqa: F401
 )
 from .rows import (  # noqa: F401
     BatchRow,
+    HookAttempt,
     HookRow,
     IdempotentMessage,
     JobMessage,
     LeasedJob,
     MessageRow,
     PendingBatch,
+    ReportWrite,
 )

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from ..models import JOB, MESSAGE
 from ..states import FINAL, State, sources
 from ._base import IN_CHUNK, J, M, ids_match
-from .rows import JobMessage, LeasedJob, row_of
+from .rows import JobMessage, LeasedJob, ReportWrite, row_of
 
 
 def insert_job(conn: Connection, row: dict[str, Any]) -> None:
@@ -101,20 +101,20 @@ def credit_totals(conn: Connection, since: datetime | None) -> dict[str, int]:
     return out
 
 
-def write_finals(conn: Connection, to: State, rows: Sequence[dict[str, Any]], now: datetime) -> int:
-    """Guarded final transitions of rows of (b_id, b_raw, b_remark, b_gmid); returns the rows moved."""
+def write_finals(conn: Connection, to: State, rows: Sequence[ReportWrite], now: datetime) -> int:
+    """Guarded final transitions, with each message's raw status and remark; returns the rows moved."""
     values = {"state": to.value, "final_at": now, "updated_at": now}
     return _write_reports(conn, rows, M.state.in_(sources(to)), or_(*(M.state == s for s in sources(to))),
                           values)
 
 
-def write_statuses(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> int:
+def write_statuses(conn: Connection, rows: Sequence[ReportWrite], now: datetime) -> int:
     """Raw status and remark of messages not yet final (Sent, Expired, unknown names); returns rows hit."""
     not_final = [M.state != s.value for s in FINAL]
     return _write_reports(conn, rows, and_(*not_final), and_(*not_final), {"updated_at": now})
 
 
-def _write_reports(conn: Connection, rows: Sequence[dict[str, Any]], guard: Any, many_guard: Any,
+def _write_reports(conn: Connection, rows: Sequence[ReportWrite], guard: Any, many_guard: Any,
                    values: dict[str, Any]) -> int:
     """Bulk report writes. Rows sharing a raw status and remark (nearly all of a job) are written by one
     ``UPDATE ... WHERE id IN (...)`` per group and chunk; rows that also fill in a gateway message id, by
@@ -122,10 +122,11 @@ def _write_reports(conn: Connection, rows: Sequence[dict[str, Any]], guard: Any,
     groups: dict[tuple[str, str | None], list[str]] = defaultdict(list)
     singles = []
     for r in rows:
-        if r["b_gmid"] is None:
-            groups[(r["b_raw"], r["b_remark"])].append(r["b_id"])
+        if r.gateway_message_id is None:
+            groups[(r.status_raw, r.status_remark)].append(r.id)
         else:
-            singles.append(r)
+            singles.append({"b_id": r.id, "b_raw": r.status_raw, "b_remark": r.status_remark,
+                            "b_gmid": r.gateway_message_id})
     written = 0
     pg = conn.dialect.name == "postgresql"
     for (raw, remark), ids in groups.items():

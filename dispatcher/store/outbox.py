@@ -16,7 +16,7 @@ from sqlalchemy import (
 from ..models import MESSAGE, OUTBOX
 from ..states import State
 from ._base import HO, M, clip, ids_match
-from .rows import HookRow, MessageRow, row_of
+from .rows import HookAttempt, HookRow, MessageRow, row_of
 
 
 def insert_outbox(conn: Connection, items: Sequence[tuple[str, str]], now: datetime) -> int:
@@ -62,17 +62,18 @@ def hook_messages(conn: Connection, ids: Sequence[str]) -> dict[str, MessageRow]
     return {r.id: row_of(MessageRow, r._mapping) for r in rows}
 
 
-def write_hook_results(conn: Connection, rows: Sequence[dict[str, Any]], leased_until: datetime) -> int:
-    """Record attempts (rows of b_id, b_done, b_attempts, b_next, b_error, b_to) of hook rows still leased
-    to this run (``next_attempt_at == leased_until``), in one executemany."""
-    if not rows:
+def write_hook_results(conn: Connection, results: Sequence[HookAttempt], leased_until: datetime) -> int:
+    """Record delivery attempts of hook rows still leased to this run (``next_attempt_at ==
+    leased_until``), in one executemany."""
+    if not results:
         return 0
     stmt = (update(OUTBOX).where(HO.message_id == bindparam("b_id"), HO.done.is_(False),
                                  HO.next_attempt_at == leased_until)
             .values(done=bindparam("b_done"), attempts=bindparam("b_attempts"),
                     next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error"),
                     delivered_to=bindparam("b_to")))
-    rows = [{**r, "b_error": clip(HO.last_error, r["b_error"])} for r in rows]
+    rows = [{"b_id": r.message_id, "b_done": r.done, "b_attempts": r.attempts, "b_next": r.next_attempt_at,
+             "b_error": clip(HO.last_error, r.last_error), "b_to": r.delivered_to} for r in results]
     return conn.execute(stmt, rows).rowcount or 0
 
 

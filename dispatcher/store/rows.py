@@ -121,6 +121,29 @@ class JobMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportWrite:
+    """What one delivery report says of one message: its raw status and remark, and a gateway message id
+    to fill in where the row has none."""
+
+    id: str
+    status_raw: str
+    status_remark: str | None
+    gateway_message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HookAttempt:
+    """One delivery attempt of a hook row, to record."""
+
+    message_id: str
+    done: bool
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    delivered_to: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class HookRow:
     """A hook outbox row leased for delivery."""
 
