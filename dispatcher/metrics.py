@@ -5,22 +5,14 @@ worker machine did the work:
 
 * the database: messages by state and channel, unknown, unconfirmed and held counts;
 * Redis: credits per package (``CreditLedger.snapshot``), lane depth and oldest entry age;
-* Redis, written by the workers: gateway call latency, gateway errors by class and batch sizes. Workers
-  call :func:`observe_call` and :func:`observe_batch`, which add to small Redis hashes (one pipelined
-  round trip, never raising), and the exporter turns them into histograms and counters.
-
-Redis keys (under ``Settings.redis_prefix``): ``{prefix}:metrics:call_seconds`` (fields
-``command|bucket``, ``command|sum``, ``command|count``), ``{prefix}:metrics:call_errors`` (fields
-``command|ErrorClass``), ``{prefix}:metrics:batch_size`` (fields ``lane|bucket``, ``lane|sum``, ...),
-``{prefix}:metrics:unconfirmed`` (fields ``recorded``, ``confirmed``, ``unknown``),
-``{prefix}:metrics:purged`` (fields: rows purged per table, ``last_run``).
+* Redis, written by the workers through dispatcher/observe.py: gateway call latency, gateway errors by
+  class, batch sizes, unconfirmed messages and purges, turned here into histograms and counters.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +24,16 @@ from prometheus_client.registry import Collector
 from . import store
 from .channels import LANES, PACKAGES
 from .db import transaction
+from .observe import (
+    BATCH_BUCKETS,
+    CALL_BUCKETS,
+    INF,
+    UNCONFIRMED_OUTCOMES,
+    fmt,
+    keys,
+    purge_key,
+    unconfirmed_key,
+)
 from .retention import DEPENDENT, Table
 from .states import HoldReason, State
 from .store import guards as guard_store
@@ -40,94 +42,6 @@ if TYPE_CHECKING:
     from .context import Context
 
 log = logging.getLogger(__name__)
-
-#: Gateway call latency buckets, seconds.
-CALL_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-#: Batch size buckets, recipients per gateway call (the gateway takes at most 2000).
-BATCH_BUCKETS: tuple[float, ...] = (1, 10, 50, 100, 250, 500, 1000, 1500, 2000)
-INF = "+Inf"
-
-
-def _keys(prefix: str) -> tuple[str, str, str]:
-    base = f"{prefix}:metrics"
-    return f"{base}:call_seconds", f"{base}:call_errors", f"{base}:batch_size"
-
-
-def _bucket(value: float, buckets: Sequence[float]) -> str:
-    return next((_fmt(b) for b in buckets if value <= b), INF)
-
-
-def _fmt(bound: float) -> str:
-    return repr(float(bound))
-
-
-# --------------------------------------------------------------------------- worker side
-
-
-def observe_call(ctx: Context, command: str, seconds: float, error_class: str | None = None) -> None:
-    """Record one gateway call: its latency, and its error class (e.g. ``AmbiguousOutcome``) if it failed."""
-    calls, errors, _ = _keys(ctx.settings.redis_prefix)
-    try:
-        pipe = ctx.redis.pipeline(transaction=False)
-        pipe.hincrby(calls, f"{command}|{_bucket(seconds, CALL_BUCKETS)}", 1)
-        pipe.hincrbyfloat(calls, f"{command}|sum", float(seconds))
-        pipe.hincrby(calls, f"{command}|count", 1)
-        if error_class:
-            pipe.hincrby(errors, f"{command}|{error_class}", 1)
-        pipe.execute()
-    except Exception as exc:  # noqa: BLE001 - metrics must never break sending
-        log.debug("metrics: could not record a gateway call (%s)", exc.__class__.__name__)
-
-
-def observe_batch(ctx: Context, size: int, lane: str = "") -> None:
-    """Record the size of one batch handed to the gateway."""
-    _, _, batches = _keys(ctx.settings.redis_prefix)
-    label = lane or "all"
-    try:
-        pipe = ctx.redis.pipeline(transaction=False)
-        pipe.hincrby(batches, f"{label}|{_bucket(size, BATCH_BUCKETS)}", 1)
-        pipe.hincrbyfloat(batches, f"{label}|sum", float(size))
-        pipe.hincrby(batches, f"{label}|count", 1)
-        pipe.execute()
-    except Exception as exc:  # noqa: BLE001
-        log.debug("metrics: could not record a batch size (%s)", exc.__class__.__name__)
-
-
-#: Outcomes counted for messages a send answer did not list: recorded `unconfirmed` by the sender, then
-#: confirmed by a delivery report or turned `unknown` by the sync.
-UNCONFIRMED_OUTCOMES = ("recorded", "confirmed", "unknown")
-
-
-def _unconfirmed_key(prefix: str) -> str:
-    return f"{prefix}:metrics:unconfirmed"
-
-
-def observe_unconfirmed(ctx: Context, count: int, outcome: str = "recorded") -> None:
-    """Count messages that became `unconfirmed`, were confirmed, or became `unknown` (never raising)."""
-    if count <= 0:
-        return
-    try:
-        ctx.redis.hincrby(_unconfirmed_key(ctx.settings.redis_prefix), outcome, count)
-    except Exception as exc:  # noqa: BLE001 - metrics must never break sending
-        log.debug("metrics: could not count unconfirmed messages (%s)", exc.__class__.__name__)
-
-
-def _purge_key(prefix: str) -> str:
-    return f"{prefix}:metrics:purged"
-
-
-def observe_purge(ctx: Context, deleted: dict[str, int]) -> None:
-    """Record one purge run: rows deleted per table, and when it ran (field ``last_run``, epoch seconds)."""
-    key = _purge_key(ctx.settings.redis_prefix)
-    try:
-        pipe = ctx.redis.pipeline(transaction=False)
-        for table, n in deleted.items():
-            pipe.hincrby(key, table, int(n))
-        pipe.hset(key, "last_run", repr(time.time()))
-        pipe.execute()
-    except Exception as exc:  # noqa: BLE001 - metrics must never break a purge
-        log.debug("metrics: could not record a purge (%s)", exc.__class__.__name__)
-
 
 # --------------------------------------------------------------------------- exporter side
 
@@ -144,7 +58,7 @@ def _histograms(raw: dict[Any, Any], buckets: Sequence[float]) -> dict[str, tupl
     out: dict[str, tuple[Buckets, float]] = {}
     for label, fields in per.items():
         running, cumulative = 0.0, []
-        for bound in (*[_fmt(b) for b in buckets], INF):
+        for bound in (*[fmt(b) for b in buckets], INF):
             running += fields.get(bound, 0.0)
             cumulative.append((bound, running))
         out[label] = (cumulative, fields.get("sum", 0.0))
@@ -241,7 +155,7 @@ class SmsPointCollector(Collector):
 
     def _purges(self) -> Iterator[Metric]:
         raw = {(k.decode() if isinstance(k, bytes) else k): v
-               for k, v in self.ctx.redis.hgetall(_purge_key(self.ctx.settings.redis_prefix)).items()}
+               for k, v in self.ctx.redis.hgetall(purge_key(self.ctx.settings.redis_prefix)).items()}
         purged = CounterMetricFamily("smspoint_purged_rows",
                                      "Rows deleted by the retention purge, by table", labels=["table"])
         for table in (*(t.value for t in Table), *DEPENDENT):
@@ -252,11 +166,11 @@ class SmsPointCollector(Collector):
                                 value=float(raw.get("last_run", 0)))
 
     def _worker_observations(self) -> Iterator[Metric]:
-        calls_key, errors_key, batch_key = _keys(self.ctx.settings.redis_prefix)
+        calls_key, errors_key, batch_key = keys(self.ctx.settings.redis_prefix)
         pipe = self.ctx.redis.pipeline(transaction=False)
         for key in (calls_key, errors_key, batch_key):
             pipe.hgetall(key)
-        pipe.hgetall(_unconfirmed_key(self.ctx.settings.redis_prefix))
+        pipe.hgetall(unconfirmed_key(self.ctx.settings.redis_prefix))
         calls, errors, batches, unconfirmed = pipe.execute()
         lat = HistogramMetricFamily("smspoint_gateway_call_seconds", "Gateway call latency by command",
                                     labels=["command"])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import metrics, retention, store
+from . import observe, retention, store
 from .context import Context
 from .db import reading, transaction
 from .ids import id_floor
@@ -84,7 +84,7 @@ def purge(ctx: Context, *, older_than: timedelta | None = None, dry_run: bool = 
         if not out.complete:
             break
     out.seconds = time.monotonic() - t0
-    metrics.observe_purge(ctx, out.deleted)
+    observe.observe_purge(ctx, out.deleted)
     if out.total:
         log.info("purge: deleted %s in %.1f s%s", ", ".join(f"{n} {k}" for k, n in out.deleted.items() if n),
                  out.seconds, "" if out.complete else " (stopped at the time budget; the next run goes on)")

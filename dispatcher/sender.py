@@ -37,8 +37,8 @@ from .errors import (
 from .gateway import Recipient, SendResult
 from .gateway.retry import unsent_retry
 from .matching import Ours, Refusal, Theirs, account
-from .metrics import observe_batch, observe_call, observe_unconfirmed
 from .numbers import mask
+from .observe import observe_batch, observe_call, observe_unconfirmed
 from .schedule import next_window_start
 from .states import BatchOutcome, BatchState, HoldReason, State
 

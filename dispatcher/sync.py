@@ -30,8 +30,8 @@ from .db import transaction
 from .errors import AuthenticationFailed, GatewayError, InvalidJobId, RetryableGatewayError
 from .gateway import DeliveryReport
 from .hooks import hooks_enabled
-from .metrics import observe_unconfirmed
 from .numbers import mask
+from .observe import observe_unconfirmed
 from .states import FINAL, State
 
 if TYPE_CHECKING:

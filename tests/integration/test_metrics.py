@@ -16,7 +16,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher import metrics
+from dispatcher import metrics, observe
 from dispatcher.context import Context
 from dispatcher.settings import Settings
 
@@ -93,12 +93,12 @@ def test_worker_observations_become_histograms_and_counters(make_stack):
     """observe_call / observe_batch (from any process) become latency and size histograms and error counts."""
     stack = make_stack()
     ctx = stack.ctx
-    metrics.observe_call(ctx, "send-bulk-sms", 0.2)
-    metrics.observe_call(ctx, "send-bulk-sms", 0.08)
-    metrics.observe_call(ctx, "send-bulk-sms", 40.0, "AmbiguousOutcome")
-    metrics.observe_call(ctx, "get-sms-balance", 0.01, "GatewayUnavailable")
-    metrics.observe_batch(ctx, 1500, "promotional")
-    metrics.observe_batch(ctx, 3, "otp")
+    observe.observe_call(ctx, "send-bulk-sms", 0.2)
+    observe.observe_call(ctx, "send-bulk-sms", 0.08)
+    observe.observe_call(ctx, "send-bulk-sms", 40.0, "AmbiguousOutcome")
+    observe.observe_call(ctx, "get-sms-balance", 0.01, "GatewayUnavailable")
+    observe.observe_batch(ctx, 1500, "promotional")
+    observe.observe_batch(ctx, 3, "otp")
     with exporter(stack.env) as url:
         _, samples = scrape(url)
     call = "smspoint_gateway_call_seconds"
@@ -136,8 +136,8 @@ def test_an_unreadable_database_is_reported_not_fatal(redis_url, redis_prefix):
 def test_alert_rules_use_only_exposed_metrics(make_stack):
     """Every metric the example alert rules use is one the exporter exposes; every rule is documented."""
     stack = make_stack()
-    metrics.observe_call(stack.ctx, "send-bulk-sms", 0.2, "AmbiguousOutcome")
-    metrics.observe_batch(stack.ctx, 10, "otp")
+    observe.observe_call(stack.ctx, "send-bulk-sms", 0.2, "AmbiguousOutcome")
+    observe.observe_batch(stack.ctx, 10, "otp")
     stack.ctx.ledger.set_balance("OTP", 5000)  # as a worker does before its first send
     with exporter(stack.env) as url:
         _, samples = scrape(url)
