@@ -117,12 +117,11 @@ def _make_batch(ctx: Context, lane: str, chunk: Chunk, result: CollectResult,
     now = ctx.clock()
     with transaction(ctx.engine) as conn:
         claimed = store.claim_for_batch(conn, chunk.ids, batch_id, now)
-        if claimed:
-            totals = store.batch_totals(conn, batch_id)
+        if claimed:  # the batch's credits are the sender's to write: what it reserves for the call
             store.insert_batch(conn, {
                 "id": batch_id, "lane": lane, "channel": channel, "sender_id": sender_id,
                 "template_id": template_id, "is_unicode": is_unicode, "size": len(claimed),
-                "credits": totals, "state": BatchState.PENDING.value, "created_at": now, "published_at": now})
+                "credits": 0, "state": BatchState.PENDING.value, "created_at": now, "published_at": now})
     result.skipped += len(chunk.ids) - len(claimed)
     if not claimed:
         return

@@ -82,7 +82,7 @@ class Batch(SQLModel, table=True):
     template_id: str = Field(max_length=64)
     is_unicode: bool = False
     size: int = 0
-    credits: int = 0
+    credits: int = 0  #: reserved for the call (written with `sending`)
     state: str = Field(max_length=16)
     created_at: datetime
     published_at: datetime | None = None

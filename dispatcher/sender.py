@@ -105,7 +105,7 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
         ctx.limiter.acquire(sum(m.parts for m in messages), timeout=LIMIT_WAIT_S)
         now = ctx.clock()
         with transaction(ctx.engine) as conn:
-            if not store.move_batch(conn, batch_id, BatchState.SENDING, now):
+            if not store.move_batch(conn, batch_id, BatchState.SENDING, now, credits=credits):
                 raise _Lost()
             store.move_batch_messages(conn, batch_id, State.SENDING, now, attempts=1)
     except _Lost:

@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 #: Each test directory is a marker (``pytest -m unit``, ``-m "not chaos"``): set here once, by directory.
-KINDS = ("unit", "property", "integration", "chaos", "security")
+KINDS = ("unit", "property", "integration", "chaos", "security", "deploy")
 _TESTS = Path(__file__).resolve().parent
 
 

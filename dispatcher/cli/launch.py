@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import tempfile
+from pathlib import Path
 
 from ..channels import Channel
 from ..errors import ConfigurationError
@@ -36,8 +38,12 @@ def worker_argv(role: str, concurrency: int | None = None, name: str | None = No
     return celery(*argv, *extra)
 
 
+#: Where beat keeps its schedule when not told (Celery's own default is the working directory).
+DEFAULT_BEAT_SCHEDULE = str(Path(tempfile.gettempdir()) / "smspoint-celerybeat-schedule")
+
+
 def beat_argv(schedule: str | None = None, loglevel: str = "INFO") -> list[str]:
-    return celery("beat", "-l", loglevel, *(["-s", schedule] if schedule else []))
+    return celery("beat", "-l", loglevel, "-s", schedule or DEFAULT_BEAT_SCHEDULE)
 
 
 def is_loopback(address: str) -> bool:

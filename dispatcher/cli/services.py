@@ -50,7 +50,9 @@ def worker(ctx: typer.Context,
 
 
 def beat(ctx: typer.Context,
-         schedule: str | None = typer.Option(None, "--schedule", "-s", help="Beat's schedule file."),
+         schedule: str | None = typer.Option(None, "--schedule", "-s",
+                                             help="Beat's schedule file (default: in the system's temporary "
+                                                  "directory, never the working directory)."),
          loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="Celery log level.")) -> None:
     """Run Celery beat: repair sweeps, releases and the report sync on a timer.
 

@@ -24,7 +24,6 @@ from ._base import (  # noqa: F401
 from .batches import (  # noqa: F401
     Outgoing,
     batch_messages,
-    batch_totals,
     claim_for_batch,
     count_batch_messages,
     get_batch,

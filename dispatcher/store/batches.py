@@ -123,9 +123,3 @@ def inflight_credits(conn: Connection) -> dict[str, int]:
     for r in rows:
         out[r[0]] += int(r[1])
     return dict(out)
-
-
-def batch_totals(conn: Connection, batch_id: str) -> int:
-    """Credits the batch's messages will cost."""
-    return int(conn.execute(select(func.coalesce(func.sum(M.credits), 0)).where(M.batch_id == batch_id))
-               .scalar_one())

@@ -17,6 +17,7 @@ from .conftest import SOAK
 OUTAGE_S = 30.0
 
 
+@pytest.mark.slow
 def test_postgresql_down_for_30_seconds(make_stack, database_url, pg_url, tcp_proxy):
     """30 s of refused database connections mid-run: every message is sent once afterwards, none unknown."""
     if database_url.startswith("sqlite"):

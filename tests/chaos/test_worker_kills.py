@@ -10,6 +10,8 @@ import time
 import uuid
 from typing import Any
 
+import pytest
+
 from dispatcher.publish import TASK_SEND_BATCH
 
 from ..integration.pipeline_helpers import calls, ledger
@@ -45,6 +47,7 @@ def _offset(target: str, rng: random.Random) -> float:
     return rng.uniform(0.0, LATENCY_S + HOLD_S + 0.5)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_and_inside_the_gateway_call(make_stack):
     """Repeated SIGKILLs, some inside the call: nothing lost, nothing doubled, the cut ones `unknown`."""
     stack = make_stack(batch_size=50, read_timeout=3.0, **FAST_REPAIR)

@@ -57,6 +57,7 @@ def _run(args: list[str], redis_url: str, marker: str, timeout: float) -> subpro
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_every_scenario_writes_its_results_and_cleans_up(redis_url: str, pg_available: None,
                                                          tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def demo_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "dispatcher.cli", "demo", *args]
 
 
+@pytest.mark.slow
 def test_small_demo_runs_to_the_report_and_stops_everything(tmp_path, redis_url):
     """300 messages through the whole system on the configured Redis: the report is printed, every message
     is accounted for, the demo's Redis keys are removed and no process is left running."""
@@ -76,6 +77,7 @@ def test_small_demo_runs_to_the_report_and_stops_everything(tmp_path, redis_url)
         "simulator.log", "worker-otp.log", "worker-bulk.log", "beat.log"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_ctrl_c_stops_everything_including_a_private_redis_and_flower(tmp_path):
     """With no Redis at REDIS_URL the demo starts its own (AOF on); Flower asks for the printed password;

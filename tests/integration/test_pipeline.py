@@ -94,6 +94,7 @@ def test_credits_running_out_hold_messages_and_top_up_releases_them(make_stack):
     assert (a.sent_once, a.duplicated, a.lost) == (500, 0, 0), a.line()
 
 
+@pytest.mark.slow
 def test_otp_overtakes_a_promotional_backlog(make_stack):
     """An OTP enqueued while 100,000 promotional messages drain reaches the gateway within a second."""
     stack = make_stack()

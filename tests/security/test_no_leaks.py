@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 from sqlalchemy import MetaData, select
 from typer.testing import CliRunner
@@ -113,6 +114,7 @@ def database_dump(engine: Any) -> str:
     return "\n".join(out)
 
 
+@pytest.mark.slow
 def test_no_key_no_password_and_no_unmasked_number_anywhere(make_stack, private_redis, simulator_output,
                                                             receiver, tmp_path: Path, caplog):
     """No secret anywhere after a full run; logs show phone numbers only masked (e.g. 9190****0004)."""

@@ -16,7 +16,7 @@ import yaml
 
 from dispatcher.queue import GROUP, Lanes
 from dispatcher.settings import Settings
-from tests.unit.test_compose import settings_env_names
+from tests.deploy.test_compose import settings_env_names
 from workers.queues import ALL_QUEUES, LANE_QUEUES, ROLE_QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
