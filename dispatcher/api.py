@@ -140,7 +140,6 @@ class Dispatcher:
         """send_sms, also telling whether this call made the message or found it by its idempotency key."""
         ch = self._check_common(channel, sender_id, template_id, send_at)
         prepared = self._prepare(to, text, ch, sender_id, template_id)
-        optout.refuse_if_opted_out(self.ctx, prepared["number"], ch)
         if idempotency_key is not None:
             if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200:
                 raise ValidationError("idempotency_key", "must be a string of 1-200 characters")
@@ -155,7 +154,8 @@ class Dispatcher:
         row = _row(new_id(), prepared, ch, sender_id, template_id, now, when, meta)
         row["idempotency_key"] = idempotency_key
         try:
-            with transaction(self.ctx.engine) as conn:
+            with transaction(self.ctx.engine) as conn:  # an opt-out refuses it before the INSERT
+                optout.refuse_if_opted_out(self.ctx, conn, prepared["number"], ch)
                 store.insert_messages(conn, [row])
         except IntegrityError:
             if idempotency_key is None:

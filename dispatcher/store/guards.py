@@ -61,12 +61,15 @@ def opted_out(conn: Connection, numbers: Sequence[str], channel: str) -> dict[st
     5,000 numbers) instead of probing the primary key (2 us a number whatever the list's size)."""
     if not numbers:
         return {}
+    unique = list(set(numbers))
+    if len(unique) == 1:  # equality on the whole primary key: always an index probe, one round trip
+        row = conn.execute(select(OO.created_at).where(OO.number == unique[0], OO.channel == channel)).first()
+        return {unique[0]: row[0]} if row else {}
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         match = OO.number == any_(bindparam("numbers", list(set(numbers)), type_=ARRAY(String)))
         rows = conn.execute(select(OO.number, OO.created_at).where(match, OO.channel == channel)).all()
         return {r[0]: r[1] for r in rows}
-    unique = list(set(numbers))
     out: dict[str, datetime] = {}
     for k in range(0, len(unique), IN_CHUNK):
         rows = conn.execute(select(OO.number, OO.created_at)
