@@ -131,5 +131,10 @@ NATIONAL_DIGITS = 10
 def national_key(number: str | int | None) -> str:
     """The ten national digits a gateway answer may write in any form: '919954654365', '9954654365',
     '+91 99546-54365' and 919954654365 all give '9954654365' (shorter inputs give all their digits)."""
-    digits = "".join(ch for ch in str(number if number is not None else "") if ch.isdigit())
-    return digits[-NATIONAL_DIGITS:]
+    text = str(number) if number is not None else ""
+    if not text.isdigit():  # the common case (digits only) skips the filter
+        text = _NON_DIGITS.sub("", text)
+    return text[-NATIONAL_DIGITS:]
+
+
+_NON_DIGITS = re.compile(r"\D")
