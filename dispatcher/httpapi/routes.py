@@ -82,8 +82,9 @@ def post_message(body: MessageIn, request: Request, response: Response, key: Sen
 
 @router.post("/v1/messages/bulk", status_code=202, response_model=BulkAccepted, tags=["messages"],
              summary="Enqueue many SMS of one channel, sender id and template",
-             responses={200: {"model": BulkAccepted, "description": "Idempotent replay: every accepted row's "
-                                                                    "idempotency_key named an existing message"}})
+             responses={200: {"model": BulkAccepted,
+                              "description": "Idempotent replay: every accepted row's idempotency_key named "
+                                             "an existing message"}})
 def post_bulk(body: BulkIn, request: Request, response: Response, key: SendKey) -> BulkAccepted:
     """All or nothing (422 lists every invalid row; 409 when every invalid row is an idempotency_key
     conflict) unless skip_invalid; one transaction either way."""
