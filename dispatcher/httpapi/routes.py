@@ -93,7 +93,8 @@ def post_bulk(body: BulkIn, request: Request, response: Response, key: SendKey) 
         raise Problem(413, f"{len(body.messages)} messages in one request; at most {limit}",
                       slug="too-many-rows", errors=[{"field": "messages", "reason": f"at most {limit} rows"}])
     result = _dispatcher(request).send_bulk(
-        (row.model_dump(exclude_none=True) for row in body.messages), channel=body.channel,
+        ({"to": row.to, "text": row.text, "metadata": row.metadata, "idempotency_key": row.idempotency_key}
+         for row in body.messages), channel=body.channel,
         sender_id=body.sender_id, template_id=body.template_id, send_at=body.send_at,
         skip_invalid=body.skip_invalid)
     if result and not result.created:
