@@ -9,8 +9,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["BulkResult", "Channel", "Dispatcher", "MessageStatus", "get_status", "opt_in", "opt_out",
-           "send_bulk", "send_sms"]
+__all__ = ["BulkResult", "Channel", "Dispatcher", "Duplicate", "MessageStatus", "get_status", "opt_in",
+           "opt_out", "send_bulk", "send_sms"]
 
 
 def __getattr__(name: str) -> Any:

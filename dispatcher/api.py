@@ -18,6 +18,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from . import optout, store, wakeup
+from .bulkrows import FIELD as KEY_FIELD
+from .bulkrows import check_key, conflict_reason, extras, repeated
 from .channels import Channel
 from .context import Context, get_context
 from .db import reading, transaction
@@ -33,14 +35,32 @@ log = logging.getLogger(__name__)
 
 BULK_CHUNK = 5000
 PUSH_CHUNK = 20_000
+#: In send_bulk's per-row push flags: the row's key named an existing message; nothing to push.
+EXISTING = 2
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A bulk row whose idempotency key an earlier request used for the same message: nothing was
+    written for it; ``id`` is that message's."""
+
+    index: int
+    id: str
 
 
 class BulkResult(list[str]):
-    """The ids of the enqueued messages, in input order; ``rejects`` lists the rows that were skipped."""
+    """The message id of every accepted row, in input order (for a row in ``duplicates``, the id its key
+    already named); ``rejects`` lists the rows that were skipped."""
 
     def __init__(self, ids: Iterable[str] = (), rejects: list[RowError] | None = None) -> None:
         super().__init__(ids)
         self.rejects: list[RowError] = rejects or []
+        self.duplicates: list[Duplicate] = []
+
+    @property
+    def created(self) -> int:
+        """How many rows this call wrote (the accepted rows that were not duplicates)."""
+        return len(self) - len(self.duplicates)
 
 
 @dataclass(frozen=True)
@@ -141,10 +161,7 @@ class Dispatcher:
         ch = self._check_common(channel, sender_id, template_id, send_at)
         prepared = self._prepare(to, text, ch, sender_id, template_id)
         if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200:
-                raise ValidationError("idempotency_key", "must be a string of 1-200 characters")
-            if "\x00" in idempotency_key or any("\ud800" <= c <= "\udfff" for c in idempotency_key):
-                raise ValidationError("idempotency_key", "must not contain NUL or lone surrogates")
+            check_key(idempotency_key)
             existing = self._existing(idempotency_key, prepared, ch)
             if existing:
                 return existing
@@ -174,8 +191,7 @@ class Dispatcher:
             found = store.find_by_idempotency_key(conn, key)
         if found is None:
             return None
-        if (found.number, found.text, found.channel) != (prepared["number"], prepared["text"],
-                                                                   ch.value):
+        if not found.repeats(prepared["number"], prepared["text"], ch.value):
             raise IdempotencyConflict(key, found.id)
         return Submitted(str(found.id), str(found.state), False)
 
@@ -191,21 +207,26 @@ class Dispatcher:
     def send_bulk(self, rows: Iterable[Any], *, channel: Channel | str, sender_id: str, template_id: str,
                   send_at: datetime | None = None, skip_invalid: bool = False,
                   chunk_size: int = BULK_CHUNK) -> BulkResult:
-        """Validate and enqueue many (number, text) rows (or mappings with number/to and text).
+        """Validate and enqueue many (number, text) rows (or mappings with number/to and text, and
+        optionally ``idempotency_key`` and ``metadata``).
 
         Streams through the input in chunks (bounded memory besides the returned ids). By default
         nothing is enqueued if any row is invalid and BulkValidationError lists every invalid row;
         with ``skip_invalid`` the valid rows are enqueued and the result's ``rejects`` lists the others.
+        A row's idempotency key behaves as send_sms's: a key already used for the same number, text and
+        channel gives that message's id (listed in ``duplicates``; nothing written); a key used for
+        another message, or given by two rows of the request, is an invalid row (field idempotency_key).
         """
         ch = self._check_common(channel, sender_id, template_id, send_at)
         now = self.ctx.clock()
         when = self._when(ch, send_at, now)
         common = {**_shared(ch, sender_id, template_id, now, when, None), "bulk_id": new_id()}
         ids = BulkResult()
-        unicode = bytearray()  # per accepted row, for the group keys pushed after commit
+        push = bytearray()  # per accepted row: 0/1 new (is_unicode, for its group key), EXISTING: not pushed
+        seen: dict[str, int] = {}  # idempotency key -> the first row that gave it
         total = 0
-        chunk: list[tuple[str, str, int, int, bool]] = []
-        where: list[int] = []  # each chunk row's index in the input (for opt-out rejects)
+        chunk: list[store.NewRow] = []
+        where: list[int] = []  # each chunk row's index in the input (for rejects found at write)
         # One transaction: every row is written or none is (a crash or an invalid row rolls it all
         # back). Rows stream to the database chunk by chunk, so memory stays bounded.
         # Opt-outs are looked up on a second connection: on PostgreSQL the first one carries the COPY.
@@ -214,45 +235,67 @@ class Dispatcher:
             for index, raw in enumerate(rows):
                 total += 1
                 try:
+                    key, metadata = extras(raw)
+                    if key is not None and (again := repeated(seen, key, index)):
+                        raise ValidationError(KEY_FIELD, again)
                     number, text = _unpack(raw)
                     p = self._prepare(number, text, ch, sender_id, template_id)
+                    meta = _meta_json(metadata)
                 except ValidationError as exc:
                     ids.rejects.append(RowError(index, exc.field, exc.reason))
                     continue
-                chunk.append((p["number"], p["text"], p["parts"], p["credits"], p["is_unicode"]))
+                chunk.append((p["number"], p["text"], p["parts"], p["credits"], p["is_unicode"], meta, key))
                 where.append(index)
                 if len(chunk) >= chunk_size:
-                    self._write(out, self._suppress(look, ch, chunk, where, ids), ids, unicode)
+                    self._write(out, ch, *self._suppress(look, ch, chunk, where, ids), ids, push)
                     chunk, where = [], []
-            self._write(out, self._suppress(look, ch, chunk, where, ids), ids, unicode)
+            self._write(out, ch, *self._suppress(look, ch, chunk, where, ids), ids, push)
+            ids.rejects.sort(key=lambda e: e.index)
             if ids.rejects and not skip_invalid:
                 raise BulkValidationError(ids.rejects, total)
         if when is None:
             keys = [store.group_key(ch.value, sender_id, template_id, False),
-                    store.group_key(ch.value, sender_id, template_id, True)]
+                    store.group_key(ch.value, sender_id, template_id, True), ""]  # by push flag
             for start in range(0, len(ids), PUSH_CHUNK):
-                self._push([(mid, keys[unicode[i]])
-                            for i, mid in enumerate(ids[start:start + PUSH_CHUNK], start)])
+                batch = [(mid, keys[push[i]]) for i, mid in enumerate(ids[start:start + PUSH_CHUNK], start)]
+                if ids.duplicates:  # their messages were pushed by the request that made them
+                    batch = [item for item in batch if item[1]]
+                if batch:
+                    self._push(batch)
         return ids
 
-    def _suppress(self, conn: Connection, ch: Channel, chunk: list[tuple[str, str, int, int, bool]],
-                  where: list[int], ids: BulkResult) -> list[tuple[str, str, int, int, bool]]:
-        """The chunk without rows to numbers that opted out of the channel (each a reject, in order)."""
+    def _suppress(self, conn: Connection, ch: Channel, chunk: list[store.NewRow], where: list[int],
+                  ids: BulkResult) -> tuple[list[store.NewRow], list[int]]:
+        """The chunk (and its input indexes) without rows to numbers that opted out of the channel (each
+        a reject)."""
         hits = optout.suppressed(self.ctx, conn, [r[0] for r in chunk], ch.value) if chunk else {}
         if not hits:
-            return chunk
+            return chunk, where
         ids.rejects.extend(RowError(i, "to", hits[r[0]]) for i, r in zip(where, chunk, strict=True)
                            if r[0] in hits)
-        ids.rejects.sort(key=lambda e: e.index)
-        return [r for r in chunk if r[0] not in hits]
+        kept = [(r, i) for r, i in zip(chunk, where, strict=True) if r[0] not in hits]
+        return [r for r, _ in kept], [i for _, i in kept]
 
     @staticmethod
-    def _write(out: store.MessageWriter, chunk: list[tuple[str, str, int, int, bool]], ids: BulkResult,
-               unicode: bytearray) -> None:
+    def _write(out: store.MessageWriter, ch: Channel, chunk: list[store.NewRow], where: list[int],
+               ids: BulkResult, push: bytearray) -> None:
         mids = new_ids(len(chunk))
-        out.write(mids, chunk)
-        ids.extend(mids)
-        unicode.extend(1 if r[4] else 0 for r in chunk)
+        taken = out.write(mids, chunk)
+        if not taken:
+            ids.extend(mids)
+            push.extend(1 if r[4] else 0 for r in chunk)
+            return
+        for pos, (mid, r) in enumerate(zip(mids, chunk, strict=True)):
+            held = taken.get(pos)
+            if held is None:
+                ids.append(mid)
+                push.append(1 if r[4] else 0)
+            elif held.repeats(r[0], r[1], ch.value):
+                ids.append(held.id)
+                push.append(EXISTING)
+                ids.duplicates.append(Duplicate(where[pos], held.id))
+            else:
+                ids.rejects.append(RowError(where[pos], KEY_FIELD, conflict_reason(held.id)))
 
     # ------------------------------------------------------------------ estimate
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .. import store
 from ..api import Dispatcher
-from ..db import reading
-from ..errors import IdempotencyConflict, RowError, TemplateMismatch, ValidationError
+from ..bulkrows import FIELD as KEY_FIELD
+from ..errors import RowError, TemplateMismatch, ValidationError
 from ..templates import render_template, variable_count
 
 NUMBER_COLUMNS = ("number", "to", "mobile", "phone")
@@ -161,38 +160,22 @@ class FileResult:
     rejects: list[RowError] = field(default_factory=list)
 
 
-#: Rows whose keys are looked up in one query.
-LOOKUP = 500
-
-
 def enqueue_file(dispatcher: Dispatcher, source: CsvSource, on_row: Callable[[int], None], *, channel: str,
                  sender_id: str, template_id: str, send_at: datetime | None) -> FileResult:
-    """Enqueue each row with its idempotency key (``send_sms``): a row an earlier run enqueued is counted
-    in ``already``, not enqueued again; a key reused with another number or text is a reject."""
-    out = FileResult()
-    pending: list[Entry] = []
+    """Enqueue every row with its idempotency key in one ``send_bulk`` (skip_invalid): a row an earlier run
+    enqueued is counted in ``already``, not enqueued again; a key reused with another number or text is a
+    reject (field key-column)."""
 
-    def flush() -> None:
-        with reading(dispatcher.ctx.engine) as conn:
-            known = store.ids_by_idempotency_key(conn, [e.key for e in pending])
-        for e in pending:
-            try:
-                mid = dispatcher.send_sms(e.number, e.text, channel=channel, sender_id=sender_id,
-                                          template_id=template_id, idempotency_key=e.key, send_at=send_at)
-            except ValidationError as exc:
-                out.rejects.append(RowError(e.index, exc.field, exc.reason))
-            except IdempotencyConflict as exc:
-                out.rejects.append(RowError(e.index, "key-column", f"key {exc.key!r} was first used for "
-                                            f"message {exc.message_id} with another number or text"))
-            else:
-                (out.already if e.key in known else out.enqueued).append(mid)
+    def rows() -> Iterator[dict[str, str]]:
+        for e in source.entries():
+            yield {"number": e.number, "text": e.text, "idempotency_key": e.key}
             on_row(e.index + 1)
-        pending.clear()
 
-    for entry in source.entries():
-        pending.append(entry)
-        if len(pending) >= LOOKUP:
-            flush()
-    flush()
-    out.rejects = sorted(source.rejects + out.rejects, key=lambda r: r.index)
+    result = dispatcher.send_bulk(rows(), channel=channel, sender_id=sender_id, template_id=template_id,
+                                  send_at=send_at, skip_invalid=True)
+    already = [d.id for d in result.duplicates]
+    known = set(already)
+    out = FileResult(enqueued=[m for m in result if m not in known], already=already)
+    out.rejects = source.all_rejects([RowError(r.index, "key-column" if r.field == KEY_FIELD else r.field,
+                                               r.reason) for r in result.rejects])
     return out

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..bulkrows import FIELD as KEY_FIELD
 from ..errors import (
     BulkValidationError,
     DispatcherError,
@@ -72,6 +73,10 @@ class Problem(Exception):
 def from_error(exc: DispatcherError) -> Problem:
     """The problem for an error of the project's tree."""
     if isinstance(exc, BulkValidationError):
+        if exc.rejects and all(r.field == KEY_FIELD for r in exc.rejects):  # only keys in use: a conflict
+            return Problem(409, str(exc), slug="idempotency-conflict", total=exc.total,
+                           errors=[{"index": r.index, "field": r.field, "reason": r.reason}
+                                   for r in exc.rejects])
         return Problem(422, str(exc), slug="invalid-rows", total=exc.total,
                        errors=[{"index": r.index, "field": r.field, "reason": r.reason} for r in exc.rejects])
     if isinstance(exc, ValidationError):

@@ -29,6 +29,7 @@ from .schemas import (
     MessageIn,
     PackageCredits,
     Readiness,
+    RowDuplicate,
     RowReject,
 )
 
@@ -80,18 +81,27 @@ def post_message(body: MessageIn, request: Request, response: Response, key: Sen
 
 
 @router.post("/v1/messages/bulk", status_code=202, response_model=BulkAccepted, tags=["messages"],
-             summary="Enqueue many SMS of one channel, sender id and template")
-def post_bulk(body: BulkIn, request: Request, key: SendKey) -> BulkAccepted:
-    """All or nothing (422 lists every invalid row) unless skip_invalid; one transaction either way."""
+             summary="Enqueue many SMS of one channel, sender id and template",
+             responses={200: {"model": BulkAccepted,
+                              "description": "Idempotent replay: every accepted row's idempotency_key named "
+                                             "an existing message"}})
+def post_bulk(body: BulkIn, request: Request, response: Response, key: SendKey) -> BulkAccepted:
+    """All or nothing (422 lists every invalid row; 409 when every invalid row is an idempotency_key
+    conflict) unless skip_invalid; one transaction either way."""
     limit = _ctx(request).settings.api_max_bulk_rows
     if len(body.messages) > limit:
         raise Problem(413, f"{len(body.messages)} messages in one request; at most {limit}",
                       slug="too-many-rows", errors=[{"field": "messages", "reason": f"at most {limit} rows"}])
     result = _dispatcher(request).send_bulk(
-        ((row.to, row.text) for row in body.messages), channel=body.channel, sender_id=body.sender_id,
-        template_id=body.template_id, send_at=body.send_at, skip_invalid=body.skip_invalid)
+        ({"to": row.to, "text": row.text, "metadata": row.metadata, "idempotency_key": row.idempotency_key}
+         for row in body.messages), channel=body.channel,
+        sender_id=body.sender_id, template_id=body.template_id, send_at=body.send_at,
+        skip_invalid=body.skip_invalid)
+    if result and not result.created:
+        response.status_code = 200
     return BulkAccepted(ids=list(result), rejects=[RowReject(index=r.index, field=r.field, reason=r.reason)
-                                                   for r in result.rejects])
+                                                   for r in result.rejects],
+                        duplicates=[RowDuplicate(index=d.index, id=d.id) for d in result.duplicates])
 
 
 @router.get("/v1/messages/{message_id}", response_model=MessageStatus, tags=["messages"],

@@ -40,6 +40,13 @@ class BulkRow(BaseModel):
 
     to: str | int = TO
     text: str
+    metadata: dict[str, Any] | None = Field(default=None, description="Yours, returned with the status "
+                                                                      "(at most 4000 characters as JSON)")
+    idempotency_key: str | None = Field(
+        default=None, description="Enqueue this row at most once per key: a key already used for the same "
+                                  "recipient, text and channel gives that message's id (listed in "
+                                  "`duplicates`); for another message, or twice in one request, the row is "
+                                  "rejected (field idempotency_key)")
 
 
 class BulkIn(BaseModel):
@@ -69,11 +76,19 @@ class RowReject(BaseModel):
     reason: str
 
 
+class RowDuplicate(BaseModel):
+    index: int = Field(description="Position of the row in `messages`, from 0")
+    id: str = Field(description="The message an earlier request enqueued under the row's idempotency_key")
+
+
 class BulkAccepted(BaseModel):
-    """The ids of the enqueued messages in input order, and the rows skipped (skip_invalid)."""
+    """The id of every accepted row in input order, the rows skipped (skip_invalid), and the rows whose
+    idempotency_key named an existing message (nothing written for them). 202 when this request wrote at
+    least one message, 200 when every accepted row was such a replay."""
 
     ids: list[str]
     rejects: list[RowReject]
+    duplicates: list[RowDuplicate] = Field(default_factory=list)
 
 
 class PackageCredits(BaseModel):

@@ -50,7 +50,9 @@ from .jobs import (  # noqa: F401
 from .messages import (  # noqa: F401
     VARYING,
     MessageWriter,
+    NewRow,
     add_events,
+    by_idempotency_keys,
     confirm_messages,
     counts_by_state,
     due_scheduled,
@@ -58,7 +60,6 @@ from .messages import (  # noqa: F401
     find_by_idempotency_key,
     get_message,
     held,
-    ids_by_idempotency_key,
     insert_messages,
     mark_pushed,
     mark_sent,

@@ -18,6 +18,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..models import EVENT, MESSAGE
 from ..states import ALLOWED_FROM, FINAL, State, sources
@@ -33,7 +35,10 @@ def insert_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 #: The columns a bulk enqueue sets per row; every other column has one value for the whole request.
-VARYING = ("id", "number", "text", "parts", "credits", "is_unicode")
+VARYING = ("id", "number", "text", "parts", "credits", "is_unicode", "meta")
+
+#: One new row of a bulk enqueue: (number, text, parts, credits, is_unicode, meta JSON, idempotency key).
+NewRow = tuple[str, str, int, int, bool, str | None, str | None]
 
 
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]").search
@@ -59,9 +64,13 @@ def _copy_value(value: Any) -> str:
 class MessageWriter:
     """Streams the new rows of one bulk enqueue into the caller's transaction.
 
-    Rows share every column except VARYING (``common`` holds the rest). On PostgreSQL one COPY spans the
-    whole request: the shared columns are formatted once, and the server stores rows while the producer
-    validates the next ones. On SQLite each ``write`` is one executemany. Leaving the block with an
+    Rows share every column except VARYING (``common`` holds the rest). Rows without an idempotency key
+    go, on PostgreSQL, into one COPY that spans the request (opened at the first such row, closed while
+    keyed rows are written): the shared columns are formatted once, and the server stores rows while the
+    producer validates the next ones. On SQLite each ``write`` is one executemany. Rows with a key are
+    inserted with ON CONFLICT DO NOTHING on the key's unique index, so a key another request holds (even
+    one committed a moment ago by a concurrent request) skips the row instead of failing the transaction;
+    ``write`` returns those rows with the message that holds their key. Leaving the block with an
     exception aborts the COPY; the caller's transaction then rolls everything back.
     """
 
@@ -72,36 +81,74 @@ class MessageWriter:
         self._stack = ExitStack()
         self._copy: Any = None
         self._suffix = ""
+        self._columns = ""
+        if self._pg:
+            shared = [c for c in common if c not in VARYING]
+            self._columns = ", ".join([*VARYING, *shared])
+            self._suffix = "".join("\t" + _copy_value(common[c]) for c in shared) + "\n"
 
     def __enter__(self) -> MessageWriter:
-        if self._pg:
-            shared = [c for c in self.common if c not in VARYING]
-            dbapi = self.conn.connection.driver_connection
-            cur = self._stack.enter_context(dbapi.cursor())  # type: ignore[union-attr]
-            self._copy = self._stack.enter_context(
-                cur.copy(f"COPY message ({', '.join([*VARYING, *shared])}) FROM STDIN"))
-            self._suffix = "".join("\t" + _copy_value(self.common[c]) for c in shared) + "\n"
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._stack.__exit__(*exc)
 
-    def write(self, ids: Sequence[str], rows: Sequence[tuple[str, str, int, int, bool]]) -> None:
-        """New messages: ``ids[i]`` for ``rows[i]`` = (number, text, parts, credits, is_unicode)."""
+    def _open_copy(self) -> Any:
+        if self._copy is None:
+            dbapi = self.conn.connection.driver_connection
+            cur = self._stack.enter_context(dbapi.cursor())  # type: ignore[union-attr]
+            self._copy = self._stack.enter_context(cur.copy(f"COPY message ({self._columns}) FROM STDIN"))
+        return self._copy
+
+    def _close_copy(self) -> None:
+        """Ends the COPY (its rows stay in the transaction) so the connection can run other statements."""
+        if self._copy is not None:
+            self._copy = None
+            self._stack.close()
+
+    def write(self, ids: Sequence[str], rows: Sequence[NewRow]) -> dict[int, IdempotentMessage]:
+        """New messages: ``ids[i]`` for ``rows[i]``. Returns {i: the message holding the key of row i} for the
+        keyed rows that were not written because their key was taken."""
+        plain = [i for i, r in enumerate(rows) if r[6] is None]
+        if len(plain) < len(rows):
+            self._write_plain([ids[i] for i in plain], [rows[i] for i in plain])
+            return self._write_keyed(ids, rows)
+        self._write_plain(ids, rows)
+        return {}
+
+    def _write_plain(self, ids: Sequence[str], rows: Sequence[NewRow]) -> None:
         if not rows:
             return
         if self._pg:
-            # ids are hex and numbers normalised digits: only texts can hold characters COPY escapes
-            esc, sfx, special = _COPY_ESCAPES, self._suffix, _COPY_SPECIAL
-            self._copy.write("".join([
+            # ids are hex and numbers normalised digits: only texts and metadata can hold characters COPY
+            # escapes
+            esc, sfx, special, null = _COPY_ESCAPES, self._suffix, _COPY_SPECIAL, "\\N"
+            self._open_copy().write("".join([
                 f"{mid}\t{number}\t{text.translate(esc) if special(text) else text}\t{parts:d}\t{credits:d}\t"
-                f"{'t' if uni else 'f'}{sfx}"
-                for mid, (number, text, parts, credits, uni) in zip(ids, rows, strict=True)]))
+                f"{'t' if uni else 'f'}\t{null if meta is None else meta.translate(esc)}{sfx}"
+                for mid, (number, text, parts, credits, uni, meta, _) in zip(ids, rows, strict=True)]))
             return
+        self.conn.execute(insert(MESSAGE), self._dicts(ids, rows))
+
+    def _dicts(self, ids: Sequence[str], rows: Sequence[NewRow]) -> list[dict[str, Any]]:
         common = self.common
-        self.conn.execute(insert(MESSAGE), [
-            {**common, "id": mid, "number": number, "text": text, "parts": parts, "credits": credits,
-             "is_unicode": uni} for mid, (number, text, parts, credits, uni) in zip(ids, rows, strict=True)])
+        return [{**common, "id": mid, "number": number, "text": text, "parts": parts, "credits": credits,
+                 "is_unicode": uni, "meta": meta, "idempotency_key": key}
+                for mid, (number, text, parts, credits, uni, meta, key) in zip(ids, rows, strict=True)]
+
+    def _write_keyed(self, ids: Sequence[str], rows: Sequence[NewRow]) -> dict[int, IdempotentMessage]:
+        # in key order, so two requests with overlapping keys wait on each other without deadlocking
+        keyed = sorted((i for i, r in enumerate(rows) if r[6] is not None), key=lambda i: rows[i][6] or "")
+        keys = [str(rows[i][6]) for i in keyed]
+        if self._pg:
+            self._close_copy()
+            stmt: Any = pg_insert(MESSAGE).on_conflict_do_nothing(
+                index_elements=[M.idempotency_key], index_where=M.idempotency_key.isnot(None))
+        else:
+            stmt = sqlite_insert(MESSAGE).on_conflict_do_nothing(index_elements=[M.idempotency_key])
+        self.conn.execute(stmt, self._dicts([ids[i] for i in keyed], [rows[i] for i in keyed]))
+        holders = by_idempotency_keys(self.conn, keys)
+        return {i: holders[k] for i, k in zip(keyed, keys, strict=True) if holders[k].id != ids[i]}
 
 
 def find_by_idempotency_key(conn: Connection, key: str) -> IdempotentMessage | None:
@@ -243,11 +290,12 @@ def confirm_messages(conn: Connection, ids: Sequence[str], frm: State, now: date
     return sum(int(r[0]) for r in res)
 
 
-def ids_by_idempotency_key(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
-    """The messages already enqueued under any of ``keys``, as key -> message id."""
-    found: dict[str, str] = {}
+def by_idempotency_keys(conn: Connection, keys: Sequence[str]) -> dict[str, IdempotentMessage]:
+    """The messages enqueued under any of ``keys``, as key -> message."""
+    found: dict[str, IdempotentMessage] = {}
     for k in range(0, len(keys), IN_CHUNK):
         chunk = list(keys[k:k + IN_CHUNK])
-        rows = conn.execute(select(M.idempotency_key, M.id).where(M.idempotency_key.in_(chunk)))
-        found.update({r[0]: r[1] for r in rows})
+        rows = conn.execute(select(M.idempotency_key, M.id, M.number, M.text, M.channel, M.state)
+                            .where(M.idempotency_key.in_(chunk)))
+        found.update({r[0]: row_of(IdempotentMessage, r._mapping) for r in rows})
     return found

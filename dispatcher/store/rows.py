@@ -81,6 +81,10 @@ class IdempotentMessage:
     channel: str
     state: str
 
+    def repeats(self, number: str, text: str, channel: str) -> bool:
+        """Whether a request for (number, text, channel) under this key asks for this same message."""
+        return (self.number, self.text, self.channel) == (number, text, channel)
+
 
 @dataclass(frozen=True, slots=True)
 class PendingBatch:
