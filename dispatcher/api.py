@@ -140,22 +140,25 @@ class Dispatcher:
         """send_sms, also telling whether this call made the message or found it by its idempotency key."""
         ch = self._check_common(channel, sender_id, template_id, send_at)
         prepared = self._prepare(to, text, ch, sender_id, template_id)
-        optout.refuse_if_opted_out(self.ctx, prepared["number"], ch)
         if idempotency_key is not None:
             if not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200:
                 raise ValidationError("idempotency_key", "must be a string of 1-200 characters")
             if "\x00" in idempotency_key or any("\ud800" <= c <= "\udfff" for c in idempotency_key):
                 raise ValidationError("idempotency_key", "must not contain NUL or lone surrogates")
-            existing = self._existing(idempotency_key, prepared, ch)
-            if existing:
-                return existing
         meta = _meta_json(metadata)
         now = self.ctx.clock()
         when = self._when(ch, send_at, now)
         row = _row(new_id(), prepared, ch, sender_id, template_id, now, when, meta)
         row["idempotency_key"] = idempotency_key
         try:
+            # The opt-out and idempotency look-ups share the insert's transaction (one connection
+            # checkout per message); a refusal raises before the insert, so nothing is written.
             with transaction(self.ctx.engine) as conn:
+                optout.refuse_if_opted_out(self.ctx, prepared["number"], ch, conn)
+                if idempotency_key is not None:
+                    existing = self._existing(idempotency_key, prepared, ch, conn)
+                    if existing:
+                        return existing
                 store.insert_messages(conn, [row])
         except IntegrityError:
             if idempotency_key is None:
@@ -169,9 +172,13 @@ class Dispatcher:
                                                     prepared["is_unicode"]))])
         return Submitted(str(row["id"]), str(row["state"]), True)
 
-    def _existing(self, key: str, prepared: dict[str, Any], ch: Channel) -> Submitted | None:
-        with reading(self.ctx.engine) as conn:
+    def _existing(self, key: str, prepared: dict[str, Any], ch: Channel,
+                  conn: Connection | None = None) -> Submitted | None:
+        if conn is not None:
             found = store.find_by_idempotency_key(conn, key)
+        else:
+            with reading(self.ctx.engine) as own:
+                found = store.find_by_idempotency_key(own, key)
         if found is None:
             return None
         if (found.number, found.text, found.channel) != (prepared["number"], prepared["text"],
