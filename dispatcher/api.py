@@ -162,17 +162,20 @@ class Dispatcher:
         prepared = self._prepare(to, text, ch, sender_id, template_id)
         if idempotency_key is not None:
             check_key(idempotency_key)
-            existing = self._existing(idempotency_key, prepared, ch)
-            if existing:
-                return existing
         meta = _meta_json(metadata)
         now = self.ctx.clock()
         when = self._when(ch, send_at, now)
         row = _row(new_id(), prepared, ch, sender_id, template_id, now, when, meta)
         row["idempotency_key"] = idempotency_key
         try:
-            with transaction(self.ctx.engine) as conn:  # an opt-out refuses it before the INSERT
-                optout.refuse_if_opted_out(self.ctx, conn, prepared["number"], ch)
+            # The opt-out and idempotency look-ups share the insert's transaction (one connection
+            # checkout per message); a refusal raises before the insert, so nothing is written.
+            with transaction(self.ctx.engine) as conn:
+                optout.refuse_if_opted_out(self.ctx, prepared["number"], ch, conn)
+                if idempotency_key is not None:
+                    existing = self._existing(idempotency_key, prepared, ch, conn)
+                    if existing:
+                        return existing
                 store.insert_messages(conn, [row])
         except IntegrityError:
             if idempotency_key is None:
@@ -186,9 +189,13 @@ class Dispatcher:
                                                     prepared["is_unicode"]))])
         return Submitted(str(row["id"]), str(row["state"]), True)
 
-    def _existing(self, key: str, prepared: dict[str, Any], ch: Channel) -> Submitted | None:
-        with reading(self.ctx.engine) as conn:
+    def _existing(self, key: str, prepared: dict[str, Any], ch: Channel,
+                  conn: Connection | None = None) -> Submitted | None:
+        if conn is not None:
             found = store.find_by_idempotency_key(conn, key)
+        else:
+            with reading(self.ctx.engine) as own:
+                found = store.find_by_idempotency_key(own, key)
         if found is None:
             return None
         if not found.repeats(prepared["number"], prepared["text"], ch.value):

@@ -187,10 +187,15 @@ def suppressed(ctx: Context, conn: Connection, numbers: Sequence[str], channel: 
     return {n: reason_text(channel, when, tz) for n, when in found.items()}
 
 
-def refuse_if_opted_out(ctx: Context, conn: Connection, number: str, channel: Channel) -> None:
-    """Raise OptedOut (field ``to``) when ``number`` opted out of ``channel`` (checked in the caller's
-    transaction: the enqueue's own, so the check costs one indexed read and no transaction of its own)."""
-    hit = suppressed(ctx, conn, [number], channel.value)
+def refuse_if_opted_out(ctx: Context, number: str, channel: Channel,
+                        conn: Connection | None = None) -> None:
+    """Raise OptedOut (field ``to``) when ``number`` opted out of ``channel`` (looked up on ``conn``, the
+    caller's transaction, when given: one connection checkout instead of two)."""
+    if conn is not None:
+        hit = suppressed(ctx, conn, [number], channel.value)
+    else:
+        with reading(ctx.engine) as own:
+            hit = suppressed(ctx, own, [number], channel.value)
     if hit:
         raise OptedOut(hit[number])
 
