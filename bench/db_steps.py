@@ -42,7 +42,7 @@ def measure(url: str, n: int) -> dict[str, float]:
               "meta": None, "bulk_id": new_id(), "batch_id": None, "attempts": 0, "created_at": now,
               "send_at": None, "pushed_at": now, "updated_at": now}
     ids = new_ids(n)
-    rows = [(number(i), txn_text(i), 1, 1, False) for i in range(n)]
+    rows = [(number(i), txn_text(i), 1, 1, False, None, None) for i in range(n)]  # no metadata, no key
     spent = dict.fromkeys(STEPS, 0.0)
     t = time.perf_counter()
     with transaction(engine) as conn, store.MessageWriter(conn, common) as out:

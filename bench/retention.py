@@ -65,7 +65,8 @@ def seed_finished(engine: Engine, n: int, at: datetime, state: State = State.DEL
     for k in range(0, n, chunk):
         m = min(chunk, n - k)
         with transaction(engine) as conn, store.MessageWriter(conn, common) as out:
-            out.write(new_ids(m, created), [(number(k + i), txn_text(k + i), 1, 1, False) for i in range(m)])
+            rows = [(number(k + i), txn_text(k + i), 1, 1, False, None, None) for i in range(m)]
+            out.write(new_ids(m, created), rows)
     return n
 
 
