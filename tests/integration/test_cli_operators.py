@@ -163,7 +163,7 @@ def test_send_file_key_column_keeps_keys_across_edits(make_stack, tmp_path: Path
     write_csv(path, [*rows, ("A3", "9995000003", txn_text(3)), ("A1", "9995000009", txn_text(9))])
     second = json.loads(run_process(stack.env, "send-file", str(path), *args).stdout)
     assert (second["enqueued"], second["already_enqueued"], second["rejected"]) == (1, 2, 1)
-    assert "repeats the key of row 0" in (tmp_path / "orders.rejects.csv").read_text()  # A1, twice in the file
+    assert "repeats the key of row 0" in (tmp_path / "orders.rejects.csv").read_text()  # A1 twice
     assert stack.counts() == {"queued": 3}
     bad = run_process(stack.env, "send-file", str(path), *args[:-3], "--key-column", "nope")
     assert bad.returncode == 1 and "key-column: " in bad.stderr and "has no column 'nope'" in bad.stderr
