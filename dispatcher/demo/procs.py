@@ -118,6 +118,23 @@ def _wait_empty(child: Child, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process started in its own session, with its whole group (pool children included)."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM the group (a warm shutdown), then SIGKILL it if the leader has not exited in ``timeout``."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)

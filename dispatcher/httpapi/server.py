@@ -4,8 +4,6 @@ building its own app from the environment's settings (a fork must not share conn
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +17,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..context import Context
-from ..demo.procs import free_port
+from ..demo.procs import free_port, kill_group, stop_group
 
 FACTORY = "dispatcher.httpapi.app:create_app"
 
@@ -59,18 +57,11 @@ class ApiProcess:
 
     def kill(self) -> None:
         """SIGKILL the whole group (the server and any uvicorn worker processes)."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
+        kill_group(self.proc)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (uvicorn finishes requests in flight), then SIGKILL."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.proc, timeout)
 
     def __enter__(self) -> ApiProcess:
         return self
