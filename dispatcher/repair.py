@@ -5,8 +5,9 @@
 - A pending batch whose task message was lost (worker SIGKILLed after taking it) is republished.
 - A queued message not seen to move for ``requeue_after_s`` is pushed again (a duplicate entry is
   harmless: the collector's guarded claim skips ids that are already batched).
-- A message stuck in ``sending`` longer than ``stale_sending_after_s`` becomes ``unknown``: the worker
-  died between committing ``sending`` and recording the gateway's answer; it may have been sent.
+- A batch stuck in ``sending`` longer than ``stale_sending_after_s`` becomes ``unknown`` with its
+  messages: the worker died between committing ``sending`` and recording the gateway's answer; they may
+  have been sent.
 - Scheduled messages whose time has come, and held messages whose cause has cleared, are queued.
 """
 
@@ -24,7 +25,7 @@ from .account import held_for_authentication, refresh_balance, release_authentic
 from .channels import Channel
 from .db import reading, transaction
 from .errors import GatewayError
-from .states import HoldReason, State
+from .states import BatchState, HoldReason, State
 
 if TYPE_CHECKING:
     from .context import Context
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAGE = 5000
+STALE_ERROR = "worker stopped between 'sending' and the gateway's answer"
+STALE_EVENT = "stale sending: may or may not have been sent"
 
 
 @dataclass
@@ -71,12 +74,21 @@ def sweep(ctx: Context) -> SweepResult:
         if len(items) < PAGE:
             break
 
+    stale_before = now - timedelta(seconds=s.stale_sending_after_s)
     with transaction(ctx.engine) as conn:
-        stale = store.stale_sending(conn, now - timedelta(seconds=s.stale_sending_after_s), PAGE)
-        moved = store.move_messages(conn, stale, State.UNKNOWN, now,
-                                    last_error="worker stopped between 'sending' and the gateway's answer")
-        store.add_events(conn, moved, State.UNKNOWN, now, "stale sending: may or may not have been sent")
-        out.unknown = len(moved)
+        for batch_id in store.stale_sending_batches(conn, stale_before, PAGE):
+            if store.move_batch(conn, batch_id, BatchState.UNKNOWN, now, frm=BatchState.SENDING,
+                                error=STALE_ERROR):
+                moved = store.move_batch_messages(conn, batch_id, State.UNKNOWN, now, frm=State.QUEUED,
+                                                  last_error=STALE_ERROR)
+                store.add_events(conn, moved, State.UNKNOWN, now, STALE_EVENT)
+                out.unknown += len(moved)
+        # rows a version before the batch carried `sending` wrote as `sending`
+        stale = store.stale_sending(conn, stale_before, PAGE)
+        moved = store.move_messages(conn, stale, State.UNKNOWN, now, frm=State.SENDING,
+                                    last_error=STALE_ERROR)
+        store.add_events(conn, moved, State.UNKNOWN, now, STALE_EVENT)
+        out.unknown += len(moved)
     if out.unknown:
         log.error("sweeper: %d stale 'sending' message(s) marked unknown", out.unknown)
     _resync_inflight(ctx)

@@ -1,13 +1,15 @@
 """Sending one batch: the only place that calls the gateway's send commands.
 
-    pending batch ──(credits reserved, rate limit taken)──► commit `sending` ──► gateway call
+    pending batch ──(credits reserved, rate limit taken)──► commit the batch `sending` ──► gateway call
         ──► commit `sent` + job id + each recipient's gateway message id        (one transaction)
             (a recipient the answer neither lists nor refuses: `unconfirmed`, settled by the reports)
         ──► or: rejected -> failed | no credits / auth / gateway down -> held | ambiguous -> unknown
 
 Every step is guarded by the batch's state, so a redelivered task, a second worker or a republished
-batch does nothing. A crash after `sending` is committed leaves the rows in `sending`; the sweeper
-turns stale ones into `unknown` (never resent automatically).
+batch does nothing. `sending` is one row: the batch's (its claimed messages stay stored as `queued` and
+read as `sending`, states.THROUGH_BATCH), so a message row is written once between enqueue and the
+answer. A crash after `sending` is committed leaves the batch in `sending`; the sweeper turns a stale one
+and its messages into `unknown` (never resent automatically).
 """
 
 from __future__ import annotations
@@ -107,7 +109,6 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
         with transaction(ctx.engine) as conn:
             if not store.move_batch(conn, batch_id, BatchState.SENDING, now, credits=credits):
                 raise _Lost()
-            store.move_batch_messages(conn, batch_id, State.SENDING, now, attempts=1)
     except _Lost:
         ctx.ledger.release(channel.package, credits)
         return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail="batch taken by another worker")
@@ -117,7 +118,7 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     except BaseException:
         ctx.ledger.release(channel.package, credits)
         raise
-    return breaker.after_send(ctx, batch, _call(ctx, batch, channel, messages, credits))
+    return breaker.after_send(ctx, batch, _call(ctx, batch, channel, messages, credits, now))
 
 
 def _held_lane(ctx: Context, batch: store.BatchRow) -> SendOutcome | None:
@@ -143,18 +144,18 @@ class _Lost(Exception):
 
 
 class _Taken(Exception):
-    """Some of the batch's rows left `sending` while its call was being retried (the sweeper judged them
-    stale): the batch is no longer this worker's to send."""
+    """The batch left `sending` while its call was being retried (the sweeper judged it stale): it is no
+    longer this worker's to send."""
 
 
-def _still_sending(ctx: Context, batch_id: str, size: int) -> None:
-    """Before a retry: every row of the batch must still be `sending`. Settings keep
-    ``stale_sending_after_s`` longer than a send with all its retries can last, so this fails only when
-    that promise is broken (clocks of two hosts far apart, a process paused for minutes)."""
+def _still_sending(ctx: Context, batch_id: str) -> None:
+    """Before a retry: the batch must still be `sending`. Settings keep ``stale_sending_after_s`` longer
+    than a send with all its retries can last, so this fails only when that promise is broken (clocks of
+    two hosts far apart, a process paused for minutes)."""
     with reading(ctx.engine) as conn:
-        left = store.count_batch_messages(conn, batch_id, State.SENDING)
-    if left != size:
-        raise _Taken(f"{size - left} of {size} message(s) left 'sending' while the call was retried")
+        state = store.batch_state(conn, batch_id)
+    if state != BatchState.SENDING:
+        raise _Taken(f"the batch left 'sending' (now {state}) while the call was retried")
 
 
 def _reserve(ctx: Context, package: str, credits: int) -> bool:
@@ -167,7 +168,7 @@ def _reserve(ctx: Context, package: str, credits: int) -> bool:
 
 
 def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[store.Outgoing],
-          credits: int) -> SendOutcome:
+          credits: int, sending_at: datetime) -> SendOutcome:
     batch_id = batch.id
     recipients = [Recipient(m.number, m.text) for m in messages]
     s = ctx.settings
@@ -176,7 +177,7 @@ def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[
         for attempt in unsent_retry(s.retry_max_attempts, s.retry_max_elapsed_s):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    _still_sending(ctx, batch_id, len(messages))
+                    _still_sending(ctx, batch_id)
                 started = time.monotonic()
                 try:
                     result = ctx.client.send_bulk(recipients, sender_id=batch.sender_id,
@@ -186,10 +187,10 @@ def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[
                     observe_call(ctx, "send-bulk-sms", time.monotonic() - started, type(exc).__name__)
                     raise
                 observe_call(ctx, "send-bulk-sms", time.monotonic() - started)
-    except _Taken as exc:  # nothing was sent: the rows still `sending` are held, the rest stay unknown
+    except _Taken as exc:  # nothing was sent; the sweeper made the batch and its messages unknown
         ctx.ledger.release(channel.package, credits)
         log.error("batch %s: %s; not retried", batch_id, exc)
-        return _hold(ctx, batch_id, HoldReason.GATEWAY_DOWN, str(exc), frm=BatchState.SENDING)
+        return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail=str(exc))
     except AmbiguousOutcome as exc:
         ctx.ledger.settle_unknown(channel.package, credits)
         return _unknown(ctx, batch_id, f"ambiguous gateway outcome: {exc}")
@@ -208,14 +209,19 @@ def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[
     except GatewayError as exc:
         ctx.ledger.release(channel.package, credits)
         return _fail(ctx, batch_id, f"rejected by gateway: {exc}")
-    return _record(ctx, batch, channel, messages, credits, result)
+    return _record(ctx, batch, channel, messages, credits, result, sending_at)
 
 
 def _record(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[store.Outgoing],
-            credits: int, result: SendResult) -> SendOutcome:
+            credits: int, result: SendResult, sending_at: datetime) -> SendOutcome:
     """Account for every recipient from the gateway's answer (:func:`dispatcher.matching.account`) and
     commit it in one transaction: listed -> `sent` with its gateway message id, refused -> `failed`,
-    neither -> `unconfirmed` (its credits stay reserved until the delivery reports settle it)."""
+    neither -> `unconfirmed` (its credits stay reserved until the delivery reports settle it).
+
+    The batch's own move out of `sending` comes first and guards the rest: its claimed rows are stored as
+    `queued` (states.THROUGH_BATCH). If the sweeper judged the batch stale meanwhile (its messages are
+    `unknown`), the answer is still the truth and is written over `unknown`: listed -> `sent`, refused ->
+    `failed`; the unlisted stay `unknown`."""
     ours = [Ours(m.id, m.number, m.text) for m in messages]
     listed = [Theirs(sm.number, sm.text, sm.message_id) for sm in result.messages] if result.listed else None
     acc = account(ours, listed, [Refusal(r.number, r.reason) for r in result.rejected])
@@ -230,13 +236,20 @@ def _record(ctx: Context, batch: store.BatchRow, channel: Channel, messages: lis
     job_id = result.job_id
 
     def write(conn: Connection) -> None:
-        store.mark_sent(conn, sent_rows, job_id, now)
+        frm = State.QUEUED
+        if not store.move_batch(conn, batch.id, BatchState.SENT, now, job_id=job_id):
+            frm = State.UNKNOWN
+            log.error("batch %s was judged stale before its answer arrived; recording the answer over "
+                      "'unknown'", batch.id)
+        store.mark_sent(conn, sent_rows, job_id, now, batch_id=batch.id, sending_at=sending_at, frm=frm)
+        failed_ids = [m.id for m, _ in failed]
         for m, reason in failed:
-            store.move_messages(conn, [m.id], State.FAILED, now, last_error=reason)
+            store.move_messages(conn, [m.id], State.FAILED, now, frm=frm, last_error=reason)
         if failed:
-            store.add_events(conn, [m.id for m, _ in failed], State.FAILED, now, "rejected by gateway")
-        if acc.unconfirmed:
-            moved = store.move_messages(conn, acc.unconfirmed, State.UNCONFIRMED, now, gateway_job_id=job_id,
+            store.add_events(conn, failed_ids, State.FAILED, now, "rejected by gateway")
+        if acc.unconfirmed and frm is State.QUEUED:
+            moved = store.move_messages(conn, acc.unconfirmed, State.UNCONFIRMED, now, frm=frm,
+                                        gateway_job_id=job_id, sending_at=sending_at, attempts=1,
                                         last_error=UNCONFIRMED_REASON)
             store.add_events(conn, moved, State.UNCONFIRMED, now, UNCONFIRMED_REASON)
         if job_id and (sent_rows or acc.unconfirmed):
@@ -245,7 +258,6 @@ def _record(ctx: Context, batch: store.BatchRow, channel: Channel, messages: lis
                                     "open": True, "next_poll_at": now, "poll_count": 0,
                                     "invalid_id_count": 0, "credits_reserved": credits,
                                     "credits_charged": charged, "credits_released": released})
-        store.move_batch(conn, batch.id, BatchState.SENT, now, job_id=job_id)
 
     _after_call(ctx, write)
     if charged:
@@ -301,8 +313,8 @@ def _hold(ctx: Context, batch_id: str, reason: HoldReason, detail: str,
     def write(conn: Connection) -> int:
         if not store.move_batch(conn, batch_id, BatchState.HELD, now, frm=frm, error=error):
             return -1
-        return store.move_batch_messages(conn, batch_id, State.HELD, now, hold_reason=reason.value,
-                                         last_error=error)
+        return len(store.move_batch_messages(conn, batch_id, State.HELD, now, hold_reason=reason.value,
+                                             last_error=error))
 
     moved = _after_call(ctx, write)
     if moved < 0:
@@ -318,7 +330,7 @@ def _fail(ctx: Context, batch_id: str, detail: str) -> SendOutcome:
     def write(conn: Connection) -> int:
         if not store.move_batch(conn, batch_id, BatchState.FAILED, now, error=error):
             return 0
-        return store.move_batch_messages(conn, batch_id, State.FAILED, now, last_error=error)
+        return len(store.move_batch_messages(conn, batch_id, State.FAILED, now, last_error=error))
 
     moved = _after_call(ctx, write)
     log.warning("batch %s: %d message(s) failed: %s", batch_id, moved, detail)
@@ -332,8 +344,8 @@ def _unknown(ctx: Context, batch_id: str, detail: str) -> SendOutcome:
     def write(conn: Connection) -> list[str]:
         if not store.move_batch(conn, batch_id, BatchState.UNKNOWN, now, error=error):
             return []
-        ids = [m.id for m in store.batch_messages(conn, batch_id, State.SENDING)]
-        moved = store.move_messages(conn, ids, State.UNKNOWN, now, last_error=error)
+        moved = store.move_batch_messages(conn, batch_id, State.UNKNOWN, now, frm=State.QUEUED,
+                                          last_error=error)
         store.add_events(conn, moved, State.UNKNOWN, now, error)
         return moved
 

@@ -13,6 +13,15 @@
 delivery reports decide: listed there, it is ``sent`` (then final) like any other; absent from
 ``unconfirmed_polls`` reports, it becomes ``unknown``. Its credits stay reserved until then.
 
+``sending`` is not written to message rows. A message is claimed into a batch (``batch_id`` set, still
+``queued``), and the batch's one-row move to ``sending`` makes every message it holds ``sending``: between
+enqueue and the gateway's answer a message row is written once (the claim), not once per step. Readers see
+the logical state (:func:`effective`). The sender's writes after the call therefore move rows from
+``queued`` (or from ``sending``, for rows an older version wrote) in the transaction that moves their
+batch out of ``sending``: that batch transition is the guard. Nothing else writes a claimed message of a
+``sending`` batch (the breaker holds pending batches, not their rows; the sweeper moves a stale batch
+first).
+
 ``unknown`` can be resolved by an operator: ``resend`` (-> queued) or ``fail`` (-> failed); one that came
 from ``unconfirmed`` (it has a gateway job) is still looked for in its job's reports until the horizon, and
 moves on (-> sent, or final) if a late report lists it.
@@ -62,6 +71,19 @@ ALLOWED_FROM: dict[State, frozenset[State]] = {
 }
 
 
+#: The ``sending -> X`` transitions a claimed row makes in storage as ``queued -> X`` (its batch carries
+#: ``sending``): only the sender's answer and the sweeper make them, naming ``frm=QUEUED``, in the
+#: transaction of their batch's own guarded transition.
+THROUGH_BATCH: frozenset[State] = frozenset({State.SENT, State.UNCONFIRMED, State.UNKNOWN})
+
+
+def effective(stored: str, batch_state: str | None) -> str:
+    """The state a reader sees: a claimed ``queued`` row of a ``sending`` batch is ``sending``."""
+    if stored == State.QUEUED and batch_state == BatchState.SENDING:
+        return State.SENDING.value
+    return stored
+
+
 def can_move(current: State, target: State) -> bool:
     """Whether ``current -> target`` is a legal transition."""
     return current in ALLOWED_FROM.get(target, frozenset())
@@ -72,7 +94,7 @@ def sources(target: State, frm: State | None = None) -> list[str]:
     ones, or only ``frm`` (which must be one of them: a caller that knows the rows' state says so)."""
     if frm is None:
         return sorted(s.value for s in ALLOWED_FROM[target])
-    if frm not in ALLOWED_FROM[target]:
+    if frm not in ALLOWED_FROM[target] and not (frm is State.QUEUED and target in THROUGH_BATCH):
         raise ValueError(f"a message cannot move from {frm.value} to {target.value}")
     return [frm.value]
 

@@ -24,8 +24,8 @@ from ._base import (  # noqa: F401
 from .batches import (  # noqa: F401
     Outgoing,
     batch_messages,
+    batch_state,
     claim_for_batch,
-    count_batch_messages,
     get_batch,
     inflight_credits,
     insert_batch,
@@ -33,6 +33,8 @@ from .batches import (  # noqa: F401
     move_batch_messages,
     pending_batches,
     reschedule_batch,
+    sending_counts,
+    stale_sending_batches,
     touch_batches,
 )
 from .jobs import (  # noqa: F401

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 
 from ..models import BATCH, MESSAGE
-from ..states import FINAL, BatchState, State, batch_sources, sources
+from ..states import FINAL, THROUGH_BATCH, BatchState, State, batch_sources, sources
 from ._base import B, M, fit, ids_match
 from .rows import BatchRow, PendingBatch, row_of
 
@@ -74,19 +74,23 @@ def batch_messages(conn: Connection, batch_id: str, state: State) -> list[Outgoi
     return [Outgoing(r.id, r.number, r.text, r.credits, r.parts) for r in rows]
 
 
-def count_batch_messages(conn: Connection, batch_id: str, state: State) -> int:
-    return int(conn.execute(select(func.count()).select_from(MESSAGE)
-                            .where(M.batch_id == batch_id, M.state == state.value)).scalar_one())
+def batch_state(conn: Connection, batch_id: str) -> str | None:
+    return conn.execute(select(B.state).where(B.id == batch_id)).scalar_one_or_none()
 
 
-def move_batch_messages(conn: Connection, batch_id: str, to: State, now: datetime, **values: Any) -> int:
-    """Guarded transition of all of a batch's messages that may legally move to ``to``."""
-    stamp = {State.SENDING: {"sending_at": now}, State.SENT: {"sent_at": now}}.get(to, {})
-    if to in FINAL:
-        stamp = {"final_at": now}
-    res = conn.execute(update(MESSAGE).where(M.batch_id == batch_id, M.state.in_(sources(to)))
-                       .values(state=to.value, updated_at=now, **stamp, **fit(MESSAGE, values)))
-    return res.rowcount or 0
+def move_batch_messages(conn: Connection, batch_id: str, to: State, now: datetime, *,
+                        frm: State | None = None, **values: Any) -> list[str]:
+    """Guarded transition of a batch's messages (those that may legally move to ``to``, or only those in
+    ``frm``: ``frm=QUEUED`` for the claimed rows of a batch leaving ``sending``, see states.THROUGH_BATCH);
+    returns the ids that moved."""
+    stamp: dict[str, Any] = {"final_at": now} if to in FINAL else {}
+    if frm is State.QUEUED and to in THROUGH_BATCH:  # what `sending` would have written, written now
+        stamp = {"sending_at": select(B.sending_at).where(B.id == batch_id).scalar_subquery(),
+                 "attempts": 1}
+    res = conn.execute(update(MESSAGE).where(M.batch_id == batch_id, M.state.in_(sources(to, frm)))
+                       .values(state=to.value, updated_at=now, **stamp, **fit(MESSAGE, values))
+                       .returning(M.id))
+    return [r[0] for r in res]
 
 
 def reschedule_batch(conn: Connection, batch_id: str, send_at: datetime, now: datetime) -> int:
@@ -103,6 +107,23 @@ def pending_batches(conn: Connection, older_than: datetime | None, limit: int) -
     if older_than is not None:
         q = q.where(B.published_at < older_than)
     return [row_of(PendingBatch, r._mapping) for r in conn.execute(q.order_by(B.created_at).limit(limit))]
+
+
+def stale_sending_batches(conn: Connection, older_than: datetime, limit: int) -> list[str]:
+    """Batches in ``sending`` since before ``older_than``: their worker stopped between committing
+    ``sending`` and recording the gateway's answer."""
+    rows = conn.execute(select(B.id).where(B.state == BatchState.SENDING.value, B.sending_at < older_than)
+                        .order_by(B.sending_at).limit(limit))
+    return [r[0] for r in rows]
+
+
+def sending_counts(conn: Connection, since: datetime | None = None) -> dict[str, int]:
+    """Claimed messages of batches in ``sending`` (stored ``queued``, read as ``sending``), per channel."""
+    q = (select(B.channel, func.count()).select_from(BATCH).join(MESSAGE, M.batch_id == B.id)
+         .where(B.state == BatchState.SENDING.value, M.state == State.QUEUED.value).group_by(B.channel))
+    if since is not None:
+        q = q.where(M.created_at >= since)
+    return {r[0]: int(r[1]) for r in conn.execute(q)}
 
 
 def touch_batches(conn: Connection, ids: Sequence[str], now: datetime) -> None:

@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlalchemy import ARRAY, Connection, String, and_, any_, bindparam, delete, func, insert, select, update
 
-from ..models import BREAKER, MESSAGE, OPT_OUT
-from ..states import HoldReason, State
+from ..models import BATCH, BREAKER, MESSAGE, OPT_OUT
+from ..states import BatchState, HoldReason, State
 
 OO = OPT_OUT.c
 K = BREAKER.c
 M = MESSAGE.c
+B = BATCH.c
 
 #: Numbers per ``IN (...)`` on SQLite (which allows 32766 parameters); PostgreSQL takes one array.
 IN_CHUNK = 900
@@ -134,12 +135,25 @@ def breakers(conn: Connection, *, open_only: bool = False) -> list[dict[str, Any
 
 
 def hold_group(conn: Connection, sender_id: str, template_id: str, now: datetime, detail: str) -> int:
-    """The group's queued messages -> held (breaker). Scans the message table: once per trip."""
+    """The group's queued messages -> held (breaker): the unclaimed ones, and the claimed ones of its
+    batches still ``pending`` (each batch moved first, guarded, so a batch a sender has just moved to
+    ``sending`` keeps its messages: they are in flight). Scans the message table: once per trip."""
+    error = detail[:500]
+    batches = [r[0] for r in conn.execute(
+        update(BATCH).where(B.sender_id == sender_id, B.template_id == template_id,
+                            B.state == BatchState.PENDING.value)
+        .values(state=BatchState.HELD.value, done_at=now, error=error).returning(B.id))]
+    values = {"state": State.HELD.value, "hold_reason": HoldReason.BREAKER.value, "last_error": error,
+              "updated_at": now}
     res = conn.execute(update(MESSAGE).where(M.sender_id == sender_id, M.template_id == template_id,
-                                             M.state == State.QUEUED.value)
-                       .values(state=State.HELD.value, hold_reason=HoldReason.BREAKER.value,
-                               last_error=detail[:500], updated_at=now))
-    return res.rowcount or 0
+                                             M.state == State.QUEUED.value, M.batch_id.is_(None))
+                       .values(**values))
+    held = res.rowcount or 0
+    for i in range(0, len(batches), IN_CHUNK):
+        res = conn.execute(update(MESSAGE).where(M.batch_id.in_(batches[i:i + IN_CHUNK]),
+                                                 M.state == State.QUEUED.value).values(**values))
+        held += res.rowcount or 0
+    return held
 
 
 def held_by_breaker(conn: Connection, sender_id: str, template_id: str, limit: int) -> list[str]:

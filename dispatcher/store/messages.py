@@ -21,9 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..models import EVENT, MESSAGE
-from ..states import ALLOWED_FROM, FINAL, State, sources
-from ._base import IN_CHUNK, M, fit, group_key, ids_match
+from ..models import BATCH, EVENT, MESSAGE
+from ..states import ALLOWED_FROM, FINAL, State, effective, sources
+from ._base import IN_CHUNK, B, M, fit, group_key, ids_match
+from .batches import sending_counts
 from .rows import IdempotentMessage, MessageRow, row_of
 
 
@@ -158,8 +159,18 @@ def find_by_idempotency_key(conn: Connection, key: str) -> IdempotentMessage | N
 
 
 def get_message(conn: Connection, message_id: str) -> MessageRow | None:
-    row = conn.execute(select(MESSAGE).where(M.id == message_id)).first()
-    return row_of(MessageRow, row._mapping) if row else None
+    """The message as a reader sees it: a claimed row of a ``sending`` batch is ``sending`` since the
+    batch went so (states.effective)."""
+    row = conn.execute(select(MESSAGE, B.state.label("batch_state"), B.sending_at.label("batch_sending_at"))
+                       .outerjoin(BATCH, B.id == M.batch_id).where(M.id == message_id)).first()
+    if row is None:
+        return None
+    m = dict(row._mapping)
+    state = effective(m["state"], m.pop("batch_state"))
+    batch_sending_at = m.pop("batch_sending_at")
+    if state != m["state"]:
+        m.update(state=state, sending_at=batch_sending_at, attempts=1)
+    return row_of(MessageRow, m)
 
 
 def events_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
@@ -189,36 +200,37 @@ def move_messages(conn: Connection, ids: Sequence[str], to: State, now: datetime
     return [r[0] for r in res]
 
 
-def mark_sent(conn: Connection, rows: Sequence[dict[str, Any]], job_id: str | None, now: datetime) -> int:
-    """sending -> sent for each (id, gateway_message_id, credits_charged) row, in one executemany."""
+def mark_sent(conn: Connection, rows: Sequence[dict[str, Any]], job_id: str | None, now: datetime, *,
+              batch_id: str, sending_at: datetime | None, frm: State = State.QUEUED) -> int:
+    """``frm`` -> sent for each (id, gateway_message_id, credits_charged) row of ``batch_id``, in one
+    statement; ``sending_at`` (the batch's) is written to the rows here, with the answer: the claimed rows
+    were not rewritten when their batch went ``sending`` (states.THROUGH_BATCH)."""
     if not rows:
         return 0
+    sources(State.SENT, frm)  # refuses an impossible source before any SQL
     if conn.dialect.name == "postgresql":
-        return _mark_sent_pg(conn, rows, job_id, now)
+        res = conn.execute(_MARK_SENT_PG, {
+            "sent": State.SENT.value, "frm": frm.value, "now": now, "job": job_id, "batch": batch_id,
+            "sending_at": sending_at, "ids": [r["id"] for r in rows],
+            "gmids": [r["gateway_message_id"] for r in rows], "crs": [r["credits_charged"] for r in rows]})
+        return res.rowcount or 0
     stmt = (update(MESSAGE)
-            .where(M.id == bindparam("b_id"), M.state == State.SENDING.value)
-            .values(state=State.SENT.value, sent_at=now, updated_at=now, gateway_job_id=job_id,
-                    gateway_message_id=bindparam("b_gmid"), credits_charged=bindparam("b_credits")))
+            .where(M.id == bindparam("b_id"), M.state == frm.value, M.batch_id == batch_id)
+            .values(state=State.SENT.value, sending_at=sending_at, sent_at=now, updated_at=now, attempts=1,
+                    gateway_job_id=job_id, gateway_message_id=bindparam("b_gmid"),
+                    credits_charged=bindparam("b_credits")))
     res = conn.execute(stmt, [{"b_id": r["id"], "b_gmid": r["gateway_message_id"],
                                "b_credits": r["credits_charged"]} for r in rows])
     return res.rowcount or 0
 
 
+#: One UPDATE ... FROM unnest(arrays): three array parameters whatever the batch size (a VALUES list of
+#: 2,000 rows costs more to compile than to run).
 _MARK_SENT_PG = text(
-    "UPDATE message AS m SET state = :sent, sent_at = :now, updated_at = :now, gateway_job_id = :job, "
-    "gateway_message_id = v.gmid, credits_charged = v.cr "
+    "UPDATE message AS m SET state = :sent, sending_at = :sending_at, sent_at = :now, updated_at = :now, "
+    "attempts = 1, gateway_job_id = :job, gateway_message_id = v.gmid, credits_charged = v.cr "
     "FROM unnest(CAST(:ids AS varchar[]), CAST(:gmids AS varchar[]), CAST(:crs AS integer[])) "
-    "AS v(id, gmid, cr) WHERE m.id = v.id AND m.state = :sending")
-
-
-def _mark_sent_pg(conn: Connection, rows: Sequence[dict[str, Any]], job_id: str | None, now: datetime) -> int:
-    """One UPDATE ... FROM unnest(arrays): three array parameters whatever the batch size (a VALUES list of
-    2,000 rows costs more to compile than to run)."""
-    res = conn.execute(_MARK_SENT_PG, {
-        "sent": State.SENT.value, "sending": State.SENDING.value, "now": now, "job": job_id,
-        "ids": [r["id"] for r in rows], "gmids": [r["gateway_message_id"] for r in rows],
-        "crs": [r["credits_charged"] for r in rows]})
-    return res.rowcount or 0
+    "AS v(id, gmid, cr) WHERE m.id = v.id AND m.state = :frm AND m.batch_id = :batch")
 
 
 def unpushed_queued(conn: Connection, older_than: datetime | None, limit: int) -> list[tuple[str, str]]:
@@ -271,10 +283,18 @@ def requeue(conn: Connection, ids: Sequence[str], frm: State, now: datetime) -> 
 
 
 def counts_by_state(conn: Connection, since: datetime | None = None) -> dict[tuple[str, str], int]:
+    """(state, channel) -> messages, as readers see states: the claimed rows of ``sending`` batches
+    (stored ``queued``) are counted as ``sending``."""
     q = select(M.state, M.channel, func.count()).group_by(M.state, M.channel)
     if since is not None:
         q = q.where(M.created_at >= since)
-    return {(r[0], r[1]): r[2] for r in conn.execute(q)}
+    out = {(r[0], r[1]): r[2] for r in conn.execute(q)}
+    for channel, n in sending_counts(conn, since).items():
+        queued = out.pop((State.QUEUED.value, channel), 0) - n
+        if queued > 0:
+            out[(State.QUEUED.value, channel)] = queued
+        out[(State.SENDING.value, channel)] = out.get((State.SENDING.value, channel), 0) + n
+    return out
 
 
 def confirm_messages(conn: Connection, ids: Sequence[str], frm: State, now: datetime) -> int:

@@ -15,7 +15,7 @@ from dispatcher import collector, sender, store
 from dispatcher.db import reading, transaction
 from dispatcher.models import BATCH, MESSAGE
 from dispatcher.settings import Settings
-from dispatcher.states import State
+from dispatcher.states import BatchState, State
 from tests.fixtures.producer import NOON_IST, producer_env
 
 from .pipeline_helpers import OTP, calls, ledger
@@ -40,11 +40,11 @@ def _batch_state(ctx, batch_id: str) -> str:
         return conn.execute(select(BATCH.c.state).where(BATCH.c.id == batch_id)).scalar_one()
 
 
-def test_rows_taken_from_sending_during_a_retry_are_not_sent_by_the_next_attempt(env, simulator):
-    """The gateway answers 429 (provably unsent) and the worker waits to retry; meanwhile one row is
-    marked unknown, as the sweeper does with a `sending` row it judges stale. The next attempt would
-    succeed, but the worker must not make it: the rest are held (gateway_down), nothing reaches the
-    gateway, and the unknown row stays unknown."""
+def test_a_batch_taken_from_sending_during_a_retry_is_not_sent_by_the_next_attempt(env, simulator):
+    """The gateway answers 429 (provably unsent) and the worker waits to retry; meanwhile the batch is
+    moved to unknown with its messages, as the sweeper does with a `sending` batch it judges stale. The
+    next attempt would succeed, but the worker must not make it: nothing reaches the gateway, the
+    messages stay unknown and the reservation is released."""
     ids = [env.d.send_sms(f"99546543{i:02d}", f"Your OTP is {1000 + i}", **OTP) for i in range(3)]
     assert collector.collect(env.ctx, "otp").batches == 1
     (batch_id,) = [b[0] for b in env.pub.batches]
@@ -57,16 +57,20 @@ def test_rows_taken_from_sending_during_a_retry_are_not_sent_by_the_next_attempt
     while not any(c.get("fault") == "429" for c in calls(simulator)):  # the first attempt was refused
         assert time.monotonic() < deadline, f"no 429 was answered; batch is {_batch_state(env.ctx, batch_id)}"
         time.sleep(0.02)
-    # now inside the 1.5 s Retry-After wait before the second attempt
+    # now inside the 1.5 s Retry-After wait before the second attempt; the messages read as `sending`
+    assert env.d.get_status(ids[0]).state == "sending"
     with transaction(env.ctx.engine) as conn:
-        assert store.move_messages(conn, [ids[0]], State.UNKNOWN, env.ctx.clock()) == [ids[0]]
+        now = env.ctx.clock()
+        assert store.move_batch(conn, batch_id, BatchState.UNKNOWN, now, frm=BatchState.SENDING)
+        assert sorted(store.move_batch_messages(conn, batch_id, State.UNKNOWN, now, frm=State.QUEUED)) \
+            == sorted(ids)
     simulator.admin.clear_faults()  # the next attempt would be accepted
     worker.join(timeout=20)
     assert not worker.is_alive()
 
-    assert out["r"].outcome == "held" and out["r"].size == 2, out["r"]
+    assert out["r"].outcome == "skipped" and "left 'sending'" in out["r"].detail, out["r"]
     assert ledger(simulator) == []
-    assert _states(env.ctx) == {ids[0]: "unknown", ids[1]: "held", ids[2]: "held"}
+    assert _states(env.ctx) == dict.fromkeys(ids, "unknown")
     credits = env.ctx.ledger.snapshot()["OTP"]
     assert credits["inflight"] == 0 and credits["spent"] == 0  # the reservation was released
 
