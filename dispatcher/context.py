@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from .clock import Clock, utcnow
 from .db import get_engine
+from .priority import OtpPriority
 from .publish import CeleryPublisher, Publisher
 from .queue import Lanes
 from .settings import Settings, get_settings
@@ -47,6 +48,11 @@ class Context:
     @cached_property
     def lanes(self) -> Lanes:
         return Lanes(self.redis, self.settings.redis_prefix)
+
+    @cached_property
+    def priority(self) -> OtpPriority:
+        s = self.settings
+        return OtpPriority(self.redis, s.redis_prefix, stale_ms=s.otp_priority_stale_ms)
 
     @cached_property
     def publisher(self) -> Publisher:

@@ -33,6 +33,7 @@ from .observe import (
     keys,
     purge_key,
     unconfirmed_key,
+    yield_key,
 )
 from .retention import DEPENDENT, Table
 from .states import HoldReason, State
@@ -171,7 +172,8 @@ class SmsPointCollector(Collector):
         for key in (calls_key, errors_key, batch_key):
             pipe.hgetall(key)
         pipe.hgetall(unconfirmed_key(self.ctx.settings.redis_prefix))
-        calls, errors, batches, unconfirmed = pipe.execute()
+        pipe.hgetall(yield_key(self.ctx.settings.redis_prefix))
+        calls, errors, batches, unconfirmed, yields = pipe.execute()
         lat = HistogramMetricFamily("smspoint_gateway_call_seconds", "Gateway call latency by command",
                                     labels=["command"])
         for command, (buckets, total) in sorted(_histograms(calls, CALL_BUCKETS).items()):
@@ -195,6 +197,17 @@ class SmsPointCollector(Collector):
         for outcome in UNCONFIRMED_OUTCOMES:
             unc.add_metric([outcome], counts.get(outcome, 0.0))
         yield unc
+        held_back = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in yields.items()}
+        lanes = sorted({k.partition("|")[0] for k in held_back})
+        n = CounterMetricFamily("smspoint_otp_yields", "Bulk calls held back while OTPs waited",
+                                labels=["lane"])
+        secs = CounterMetricFamily("smspoint_otp_yield_seconds",
+                                   "Seconds bulk calls were held back while OTPs waited", labels=["lane"])
+        for lane in lanes:
+            n.add_metric([lane], held_back.get(f"{lane}|count", 0.0))
+            secs.add_metric([lane], held_back.get(f"{lane}|sum", 0.0))
+        yield n
+        yield secs
 
 
 def registry_for(ctx: Context) -> CollectorRegistry:

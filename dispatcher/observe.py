@@ -5,7 +5,8 @@ Redis keys (under ``Settings.redis_prefix``): ``{prefix}:metrics:call_seconds`` 
 ``command|bucket``, ``command|sum``, ``command|count``), ``{prefix}:metrics:call_errors`` (fields
 ``command|ErrorClass``), ``{prefix}:metrics:batch_size`` (fields ``lane|bucket``, ``lane|sum``, ...),
 ``{prefix}:metrics:unconfirmed`` (fields ``recorded``, ``confirmed``, ``unknown``),
-``{prefix}:metrics:purged`` (fields: rows purged per table, ``last_run``).
+``{prefix}:metrics:purged`` (fields: rows purged per table, ``last_run``),
+``{prefix}:metrics:otp_yield`` (fields ``lane|count``, ``lane|sum``: bulk calls held back for OTPs).
 """
 
 from __future__ import annotations
@@ -86,6 +87,22 @@ def observe_unconfirmed(ctx: Context, count: int, outcome: str = "recorded") -> 
         ctx.redis.hincrby(unconfirmed_key(ctx.settings.redis_prefix), outcome, count)
     except Exception as exc:  # noqa: BLE001 - metrics must never break sending
         log.debug("metrics: could not count unconfirmed messages (%s)", exc.__class__.__name__)
+
+
+def yield_key(prefix: str) -> str:
+    return f"{prefix}:metrics:otp_yield"
+
+
+def observe_yield(ctx: Context, seconds: float, lane: str) -> None:
+    """Record one bulk call held back while OTPs waited (dispatcher.priority), never raising."""
+    key = yield_key(ctx.settings.redis_prefix)
+    try:
+        pipe = ctx.redis.pipeline(transaction=False)
+        pipe.hincrby(key, f"{lane}|count", 1)
+        pipe.hincrbyfloat(key, f"{lane}|sum", float(seconds))
+        pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - metrics must never break sending
+        log.debug("metrics: could not record a yield (%s)", exc.__class__.__name__)
 
 
 def purge_key(prefix: str) -> str:

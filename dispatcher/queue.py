@@ -5,10 +5,12 @@ Key names (all under the configured prefix):
     {prefix}:lane:{lane}    stream; entry fields g=group key, ids=comma-separated message ids
     {prefix}:kick:{lane}    "a collector run is requested" flag (coalesces wake-ups)
     {prefix}:epoch          set once; its absence means Redis lost its data (flush, restart without AOF)
+    {prefix}:priority:otp   OTP ids not yet answered (dispatcher.priority), added with their push
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from . import priority
+from .channels import Channel
 from .errors import QueueUnavailable
 from .where import cause, redis_url
 
@@ -27,6 +31,8 @@ IDS_PER_ENTRY = 500
 #: one collector's memory at once (+70 MB for a while in the benchmark's memory run).
 READ_ENTRIES = 40
 KICK_TTL_MS = 2000
+#: Group keys of the lane whose messages bulk senders yield to (dispatcher.priority).
+PRIORITY_LANE_KEY = f"{Channel.OTP.value}|"
 
 
 @dataclass
@@ -76,14 +82,18 @@ class Lanes:
                 if lane not in lanes:
                     lanes.append(lane)
 
+        otps: list[str] = []
         for message_id, g in items:
             if g != group or len(chunk) >= IDS_PER_ENTRY:
                 flush()
                 group, chunk = g, []
             chunk.append(message_id)
+            if g.startswith(PRIORITY_LANE_KEY):
+                otps.append(message_id)
         flush()
         if not lanes:
             return []
+        priority.mark(pipe, self.prefix, otps, int(time.time() * 1000))  # bulk yields while they wait
         for lane in lanes:
             pipe.set(self.kick_key(lane), "1", nx=True, px=KICK_TTL_MS)
         try:

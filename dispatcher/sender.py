@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
+from redis.exceptions import RedisError
 from sqlalchemy import Connection
 
 from . import breaker, optout, store
@@ -40,7 +41,7 @@ from .gateway import Recipient, SendResult
 from .gateway.retry import unsent_retry
 from .matching import Ours, Refusal, Theirs, account
 from .numbers import mask
-from .observe import observe_batch, observe_call, observe_unconfirmed
+from .observe import observe_batch, observe_call, observe_unconfirmed, observe_yield
 from .schedule import next_window_start
 from .states import BatchOutcome, BatchState, HoldReason, State
 
@@ -76,6 +77,32 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
     if batch is None or batch.state != BatchState.PENDING:
         return SendOutcome(batch_id, BatchOutcome.SKIPPED,
                            detail=f"batch is {batch.state if batch else 'missing'}")
+    if batch.channel != Channel.OTP:
+        _yield_to_otp(ctx, batch)
+        return _send(ctx, batch, messages)
+    try:
+        return _send(ctx, batch, messages)
+    finally:  # whatever the outcome, these OTPs no longer hold bulk calls back
+        try:
+            ctx.priority.done(m.id for m in messages)
+        except RedisError as exc:  # their entries age out of the signal (otp_priority_stale_ms)
+            log.warning("OTP priority signal unavailable (%s)", exc.__class__.__name__)
+
+
+def _yield_to_otp(ctx: Context, batch: store.BatchRow) -> None:
+    """A bulk batch waits (bounded) while OTPs wait or are in flight: before it reserves credits or
+    commits `sending`, so it holds nothing while it waits (dispatcher.priority)."""
+    try:
+        waited = ctx.priority.yield_to_otp(ctx.settings.otp_priority_yield_ms / 1000.0)
+    except RedisError as exc:  # the signal is an optimisation: without Redis the send goes on as usual
+        log.warning("OTP priority signal unavailable (%s); not yielding", exc.__class__.__name__)
+        return
+    if waited > 0:
+        observe_yield(ctx, waited, batch.lane)
+
+
+def _send(ctx: Context, batch: store.BatchRow, messages: list[store.Outgoing]) -> SendOutcome:
+    batch_id = batch.id
     channel = Channel(batch.channel)
     messages = optout.drop_opted_out(ctx, batch_id, channel, messages)
     if not messages:
