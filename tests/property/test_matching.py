@@ -176,3 +176,32 @@ def test_pairing_counts_repeats_and_strangers() -> None:
     p = pair(ours, [Theirs("9000000001", "x", "g1"), Theirs("9000000001", "x", "g1"),
                     Theirs("9000000009", "x", "g9")])
     assert p.pairs == [(0, 0)] and p.repeats == 1 and p.unmatched == [2]
+
+
+def _same(a, b) -> bool:
+    return (sorted(a.pairs), sorted(a.ambiguous), sorted(a.unmatched), a.repeats, a.by_id) == \
+        (sorted(b.pairs), sorted(b.ambiguous), sorted(b.unmatched), b.repeats, b.by_id)
+
+
+@given(calls())
+def test_the_in_order_shortcut_never_changes_a_pairing(call: Call) -> None:
+    """Whatever the answer (reordered, partial, repeated, texts absent or rewritten), pair() gives what the
+    rules alone give."""
+    from dispatcher.matching import _pair_by_rules
+
+    assert _same(pair(call.ours, call.listed), _pair_by_rules(call.ours, call.listed))
+
+
+@given(calls(full=True), st.data())
+def test_an_answer_in_our_order_is_paired_position_by_position(call: Call, data: st.DataObject) -> None:
+    """The common answer (every recipient, in our order, numbers in any documented form, texts with other
+    spacing) takes the shortcut, and the shortcut agrees with the rules."""
+    from dispatcher.matching import _in_order, _pair_by_rules
+
+    listed = [Theirs(data.draw(st.sampled_from(FORMATS))(national_key(m.number)),
+                     data.draw(st.sampled_from([m.text, f"  {m.text} ", m.text.replace(" ", "  ")])), f"g{i}")
+              for i, m in enumerate(call.ours)]
+    fast = _in_order(call.ours, listed)
+    assert fast is not None and fast.pairs == [(i, i) for i in range(len(call.ours))]
+    assert _same(fast, _pair_by_rules(call.ours, listed))
+    assert _in_order(call.ours, listed[:-1]) is None  # one missing: the rules decide
