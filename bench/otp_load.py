@@ -155,5 +155,5 @@ def run(run: Run) -> Result:
 
 
 def run_settings_note() -> int:
-    """The yield the default run uses (Settings' default)."""
-    return int(Settings.model_fields["otp_priority_yield_ms"].default)
+    """The yield the default run uses (Settings' default, or OTP_PRIORITY_YIELD_MS from the environment)."""
+    return Settings().otp_priority_yield_ms

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import sender, store, wakeup
+from . import priority, sender, store, wakeup
 from .batching import Chunk, GroupBuffer
 from .db import transaction
 from .ids import new_id
@@ -113,6 +113,7 @@ def _flush(ctx: Context, lane: str, chunks: list[Chunk], result: CollectResult,
 def _make_batch(ctx: Context, lane: str, chunk: Chunk, result: CollectResult,
                 inline: InlineSends | None = None) -> None:
     channel, sender_id, template_id, is_unicode = store.parse_group(chunk.group)
+    priority.yield_for(ctx, lane)  # the claim is the drain's heaviest write: OTPs first
     batch_id = new_id()
     now = ctx.clock()
     with transaction(ctx.engine) as conn:

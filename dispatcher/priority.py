@@ -7,18 +7,29 @@ OTP lane (``Lanes.push``); the OTP sender removes a batch's ids once its outcome
 was. An entry older than ``otp_priority_stale_ms`` no longer counts and is trimmed by the next check, so a
 crashed OTP worker cannot hold bulk back for longer than that.
 
-A bulk sender checks the set (one round trip) before reserving credits for its call and, while it is not
-empty, waits in short steps up to ``otp_priority_yield_ms``; then it sends whatever the OTPs are doing:
-bulk never starves, and a bulk batch never holds a reservation or a `sending` batch while it waits.
+A bulk sender checks the set (one round trip) before reserving credits for its call, and a bulk lane's
+collector before each claim (the heaviest database write of the drain); while the set is not empty they
+wait in short steps up to ``otp_priority_yield_ms``, then go on whatever the OTPs are doing: bulk never
+starves, and nothing waits holding a reservation or a `sending` batch.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
+from redis.exceptions import RedisError
+
+from .channels import Channel
+from .observe import observe_yield
+
+if TYPE_CHECKING:
+    from .context import Context
+
+log = logging.getLogger(__name__)
 
 #: How long a bulk sender sleeps between two looks at the signal.
 STEP_S = 0.005
@@ -71,3 +82,18 @@ class OtpPriority:
             sleep(min(STEP_S, max_s - waited))
             waited = time.monotonic() - started
         return waited
+
+
+def yield_for(ctx: Context, lane: str) -> float:
+    """Hold a bulk lane's next step back while OTPs wait (bounded by ``otp_priority_yield_ms``); a metric
+    records each wait. Redis errors skip it: the signal is an optimisation, never a reason not to send."""
+    if lane == Channel.OTP.value:
+        return 0.0
+    try:
+        waited = ctx.priority.yield_to_otp(ctx.settings.otp_priority_yield_ms / 1000.0)
+    except RedisError as exc:
+        log.warning("OTP priority signal unavailable (%s); not yielding", exc.__class__.__name__)
+        return 0.0
+    if waited > 0:
+        observe_yield(ctx, waited, lane)
+    return waited

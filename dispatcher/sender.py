@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from redis.exceptions import RedisError
 from sqlalchemy import Connection
 
-from . import breaker, optout, store
+from . import breaker, optout, priority, store
 from .account import held_for_authentication, hold_for_authentication, refresh_balance
 from .channels import Channel
 from .credits import ReserveResult
@@ -41,7 +41,7 @@ from .gateway import Recipient, SendResult
 from .gateway.retry import unsent_retry
 from .matching import Ours, Refusal, Theirs, account
 from .numbers import mask
-from .observe import observe_batch, observe_call, observe_unconfirmed, observe_yield
+from .observe import observe_batch, observe_call, observe_unconfirmed
 from .schedule import next_window_start
 from .states import BatchOutcome, BatchState, HoldReason, State
 
@@ -78,7 +78,7 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
         return SendOutcome(batch_id, BatchOutcome.SKIPPED,
                            detail=f"batch is {batch.state if batch else 'missing'}")
     if batch.channel != Channel.OTP:
-        _yield_to_otp(ctx, batch)
+        priority.yield_for(ctx, batch.lane)
         return _send(ctx, batch, messages)
     try:
         return _send(ctx, batch, messages)
@@ -87,18 +87,6 @@ def send_batch(ctx: Context, batch_id: str) -> SendOutcome:
             ctx.priority.done(m.id for m in messages)
         except RedisError as exc:  # their entries age out of the signal (otp_priority_stale_ms)
             log.warning("OTP priority signal unavailable (%s)", exc.__class__.__name__)
-
-
-def _yield_to_otp(ctx: Context, batch: store.BatchRow) -> None:
-    """A bulk batch waits (bounded) while OTPs wait or are in flight: before it reserves credits or
-    commits `sending`, so it holds nothing while it waits (dispatcher.priority)."""
-    try:
-        waited = ctx.priority.yield_to_otp(ctx.settings.otp_priority_yield_ms / 1000.0)
-    except RedisError as exc:  # the signal is an optimisation: without Redis the send goes on as usual
-        log.warning("OTP priority signal unavailable (%s); not yielding", exc.__class__.__name__)
-        return
-    if waited > 0:
-        observe_yield(ctx, waited, batch.lane)
 
 
 def _send(ctx: Context, batch: store.BatchRow, messages: list[store.Outgoing]) -> SendOutcome:

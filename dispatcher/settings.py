@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     otp_inline_threads: int = Field(default=4, ge=1, le=10,
                                     description="OTP collector: calls made at the same time")
     otp_priority_yield_ms: int = Field(
-        default=150, ge=0, le=5000,
+        default=60, ge=0, le=5000,
         description="A bulk call waits at most this long while OTPs wait or are in flight (0: off)")
     otp_priority_stale_ms: int = Field(
         default=5000, ge=100, description="An unanswered OTP older than this no longer holds bulk back")
