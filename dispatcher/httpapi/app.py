@@ -14,6 +14,7 @@ from . import problems
 from .auth import Authenticator
 from .limits import BodyLimits
 from .routes import router
+from .routes_guards import router as guards_router
 from .schemas import ProblemOut
 
 DESCRIPTION = """Enqueue SMS through TheSMSPoint from any language, with the guarantees of the Python
@@ -46,6 +47,8 @@ def _problem_responses(schema: dict[str, Any]) -> None:
                 errors[422] = "Invalid parameters"
             if "message_id" in path:
                 errors[404] = "No message has that id"
+            if path == "/v1/opt-outs/{number}":
+                errors[404] = "The number has no opt-out of those channels"
             if path == "/v1/messages" and method == "post":
                 errors[409] = "Idempotency-Key reused with a different request"
             if path in {"/v1/senders", "/v1/templates"}:
@@ -64,6 +67,7 @@ def create_app(ctx: Context | None = None) -> FastAPI:
     app.state.dispatcher = Dispatcher(ctx)
     app.state.authenticator = Authenticator(ctx)
     app.include_router(router)
+    app.include_router(guards_router)
     problems.install(app)
     app.add_middleware(BodyLimits, max_bytes=ctx.settings.api_max_body_bytes)
 

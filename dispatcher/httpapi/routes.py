@@ -60,6 +60,14 @@ def reader_key(request: Request, _: Annotated[Any, Security(bearer)] = None) -> 
     return _auth(request, Scope.READ)
 
 
+def check_row_limit(request: Request, rows: int) -> None:
+    """413 past API_MAX_BULK_ROWS (bulk requests and estimates)."""
+    limit = _ctx(request).settings.api_max_bulk_rows
+    if rows > limit:
+        raise Problem(413, f"{rows} messages in one request; at most {limit}",
+                      slug="too-many-rows", errors=[{"field": "messages", "reason": f"at most {limit} rows"}])
+
+
 SendKey = Annotated[ApiKeyRecord, Depends(sender_key)]
 ReadKey = Annotated[ApiKeyRecord, Depends(reader_key)]
 
@@ -88,10 +96,7 @@ def post_message(body: MessageIn, request: Request, response: Response, key: Sen
 def post_bulk(body: BulkIn, request: Request, response: Response, key: SendKey) -> BulkAccepted:
     """All or nothing (422 lists every invalid row; 409 when every invalid row is an idempotency_key
     conflict) unless skip_invalid; one transaction either way."""
-    limit = _ctx(request).settings.api_max_bulk_rows
-    if len(body.messages) > limit:
-        raise Problem(413, f"{len(body.messages)} messages in one request; at most {limit}",
-                      slug="too-many-rows", errors=[{"field": "messages", "reason": f"at most {limit} rows"}])
+    check_row_limit(request, len(body.messages))
     result = _dispatcher(request).send_bulk(
         ({"to": row.to, "text": row.text, "metadata": row.metadata, "idempotency_key": row.idempotency_key}
          for row in body.messages), channel=body.channel,

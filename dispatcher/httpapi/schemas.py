@@ -6,6 +6,7 @@ sender ids, templates, metadata size) are checked by the library's Dispatcher, w
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -89,6 +90,90 @@ class BulkAccepted(BaseModel):
     ids: list[str]
     rejects: list[RowReject]
     duplicates: list[RowDuplicate] = Field(default_factory=list)
+
+
+class OptOutIn(BaseModel):
+    """A number that asked not to receive some channels."""
+
+    model_config = _IN
+
+    number: str | int = Field(description="Mobile number, any form POST /v1/messages takes",
+                              examples=["+919812345678"])
+    channels: list[str] | None = Field(
+        default=None, description="Channels it covers (default: promotional; OTP and transactional messages "
+                                  "a person asked for are not marketing); 'all' for every channel")
+    reason: str = Field(default="", max_length=500, description="Why (kept with who and when)")
+
+
+class OptOutResult(BaseModel):
+    number: str = Field(description="The number as stored (91 and ten digits)")
+    channels: list[str]
+    changed: int = Field(description="Channels newly opted out (POST) or removed (DELETE)")
+
+
+class OptOutOut(BaseModel):
+    number: str
+    channel: str
+    created_at: datetime
+    reason: str | None
+    source: str | None = Field(description="Who recorded it (an API key as api:NAME, a CSV import, ...)")
+
+
+class OptOutList(BaseModel):
+    opt_outs: list[OptOutOut]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last page")
+
+
+class EstimateRow(BaseModel):
+    model_config = _IN
+
+    to: str | int = TO
+    text: str
+
+
+class EstimateIn(BaseModel):
+    """The rows of a would-be bulk request: nothing is written or enqueued."""
+
+    model_config = _IN
+
+    channel: Channel
+    sender_id: str
+    template_id: str
+    messages: list[EstimateRow] = Field(description="At most API_MAX_BULK_ROWS (413 past it)")
+
+
+class EstimateRefusal(BaseModel):
+    index: int
+    field: str
+    reason: str
+
+
+class EstimateUcs2(BaseModel):
+    index: int
+    position: int = Field(description="1-based position of the first character that forced UCS-2")
+    char: str
+    code_point: str = Field(examples=["U+20B9"])
+
+
+class EstimateOut(BaseModel):
+    """What enqueuing the rows would cost (the first 1,000 refusals and UCS-2 rows are listed; all are
+    counted)."""
+
+    channel: str
+    package: str
+    rows: int
+    accepted: int
+    credits: int
+    parts: dict[str, int] = Field(description="Parts per message -> messages")
+    refused: list[EstimateRefusal]
+    refused_count: int
+    refused_by_reason: dict[str, int]
+    ucs2: list[EstimateUcs2]
+    ucs2_count: int
+    smart_saving: int = Field(description="Credits smart encoding saves (or would save, when it is off)")
+    smart_encoding: bool
+    balance: int | None = Field(description="Credits free now; null when the balance is unknown")
+    balance_after: int | None
 
 
 class PackageCredits(BaseModel):

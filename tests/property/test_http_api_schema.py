@@ -47,7 +47,8 @@ def test_every_endpoint_is_documented() -> None:
     assert set(OPERATIONS) >= {("/v1/messages", "POST"), ("/v1/messages/bulk", "POST"),
                                ("/v1/messages/{message_id}", "GET"), ("/v1/balance", "GET"),
                                ("/v1/senders", "GET"), ("/v1/templates", "GET"), ("/healthz", "GET"),
-                               ("/readyz", "GET")}
+                               ("/readyz", "GET"), ("/v1/opt-outs", "POST"), ("/v1/opt-outs", "GET"),
+                               ("/v1/opt-outs/{number}", "DELETE"), ("/v1/estimate", "POST")}
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), CASES, ids=[f"{m} {p} {g.value}" for p, m, g in CASES])

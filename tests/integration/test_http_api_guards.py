@@ -1,0 +1,132 @@
+"""Opt-outs and the cost preview over HTTP (real SQLite / PostgreSQL and Redis, the app served by uvicorn
+over loopback): an opt-out made over HTTP refuses the next enqueue, opting back in lets it through, the
+list pages, and an estimate equals the library's and writes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from dispatcher.api import Dispatcher
+from dispatcher.context import Context
+from dispatcher.db import dispose_all, reading
+from dispatcher.httpapi.keys import Scope
+from dispatcher.models import MESSAGE, OPT_OUT
+from dispatcher.simulator.samples import PROMO, TXN, number, promo_text, txn_text
+from tests.fixtures.httpapi import ApiServer
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def server(database_url: str, api_settings_factory: Callable[..., Any],
+           api_factory: Callable[[Context], ApiServer]) -> Any:
+    ctx = Context(api_settings_factory(database_url=database_url, api_key_cache_s=0.0))
+    yield api_factory(ctx)
+    ctx.redis.close()
+    dispose_all()
+
+
+def count(api: ApiServer, table: Any) -> int:
+    with reading(api.ctx.engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_an_opt_out_over_http_refuses_the_next_enqueue_and_opting_in_lets_it_through(server: ApiServer):
+    key = server.key()
+    promo = {"to": number(7), "text": promo_text(7), **PROMO}
+    created = server.post("/v1/opt-outs", key, json={"number": "+91 " + number(7)[2:], "reason": "STOP"})
+    assert created.status_code == 201, created.text
+    assert created.json() == {"number": number(7), "channels": ["promotional"], "changed": 1}
+    again = server.post("/v1/opt-outs", key, json={"number": number(7)})
+    assert again.status_code == 200 and again.json()["changed"] == 0  # nothing new
+
+    refused = server.post("/v1/messages", key, json=promo)
+    assert refused.status_code == 422 and refused.headers["content-type"] == PROBLEM
+    errors = refused.json()["errors"]
+    assert errors[0]["field"] == "to" and errors[0]["reason"].startswith("opted out of promotional on ")
+    txn = server.post("/v1/messages", key, json={"to": number(7), "text": txn_text(7), **TXN})
+    assert txn.status_code == 202  # the opt-out covers promotional only
+    assert count(server, MESSAGE) == 1
+
+    listed = server.get("/v1/opt-outs", key).json()
+    assert [(o["number"], o["channel"], o["reason"], o["source"]) for o in listed["opt_outs"]] == \
+        [(number(7), "promotional", "STOP", "api:test")]
+    assert listed["next"] is None
+
+    gone = server.request("DELETE", f"/v1/opt-outs/{number(7)}", key)
+    assert gone.status_code == 200 and gone.json()["changed"] == 1
+    missing = server.request("DELETE", f"/v1/opt-outs/{number(7)}", key)
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    assert server.post("/v1/messages", key, json=promo).status_code == 202
+
+
+def test_opt_outs_page_with_a_cursor_and_bad_input_names_the_field(server: ApiServer):
+    key = server.key()
+    for i in range(5):
+        assert server.post("/v1/opt-outs", key, json={"number": number(100 + i),
+                                                      "channels": ["promotional", "transactional"]}
+                           ).status_code == 201
+    seen: list[tuple[str, str]] = []
+    after = None
+    while True:
+        params: dict[str, Any] = {"limit": 3, **({"after": after} if after else {})}
+        page = server.get("/v1/opt-outs", key, params=params).json()
+        seen += [(o["number"], o["channel"]) for o in page["opt_outs"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == sorted((number(100 + i), c) for i in range(5) for c in ("promotional", "transactional"))
+    only = server.get("/v1/opt-outs", key, params={"channel": "transactional", "number": number(101)}).json()
+    assert [(o["number"], o["channel"]) for o in only["opt_outs"]] == [(number(101), "transactional")]
+
+    bad = server.post("/v1/opt-outs", key, json={"number": "12345"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "number"
+    bad = server.post("/v1/opt-outs", key, json={"number": number(1), "channels": ["fax"]})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "channels"
+    bad = server.get("/v1/opt-outs", key, params={"after": "garbage"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "after"
+    assert count(server, OPT_OUT) == 10  # nothing half-written by the refused requests
+
+
+def test_opt_out_scopes_and_keys(server: ApiServer):
+    reader = server.key("reader", frozenset({Scope.READ}))
+    sender = server.key("sender", frozenset({Scope.SEND}))
+    assert server.post("/v1/opt-outs", reader, json={"number": number(1)}).status_code == 403
+    assert server.get("/v1/opt-outs", sender).status_code == 403
+    assert server.post("/v1/opt-outs", None, json={"number": number(1)}).status_code == 401
+    assert server.post("/v1/opt-outs", "not-a-key", json={"number": number(1)}).status_code == 401
+    assert count(server, OPT_OUT) == 0
+
+
+def test_an_estimate_over_http_is_the_librarys_and_writes_nothing(server: ApiServer):
+    key = server.key()
+    server.post("/v1/opt-outs", key, json={"number": number(3)})
+    rows = [{"to": number(i), "text": promo_text(i)} for i in range(6)]
+    rows.append({"to": number(50), "text": promo_text(50) + " ₹"})  # goes out as UCS-2
+    rows.append({"to": "12", "text": promo_text(51)})  # not a number
+    before = count(server, MESSAGE)
+    resp = server.post("/v1/estimate", key, json={**PROMO, "messages": rows})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    lib = Dispatcher(server.ctx).estimate(rows, **PROMO).to_dict()
+    lib["parts"] = {str(k): v for k, v in lib["parts"].items()}
+    for k in ("rows", "accepted", "credits", "parts", "refused_count", "refused_by_reason", "ucs2_count",
+              "smart_saving", "balance", "balance_after"):
+        assert body[k] == lib[k], k
+    assert body["rows"] == 8 and body["refused_count"] == 2 and body["accepted"] == 6
+    refused = {r["index"]: (r["field"], r["reason"]) for r in body["refused"]}
+    assert refused[3][0] == "to" and refused[3][1].startswith("opted out of promotional")
+    assert refused[7][0] == "to" and set(refused) == {3, 7}
+    assert [(u["index"], u["char"], u["code_point"]) for u in body["ucs2"]] == [(6, "₹", "U+20B9")]
+    assert body["ucs2"][0]["position"] == len(promo_text(50)) + 2
+    assert count(server, MESSAGE) == before  # nothing written
+    assert server.ctx.lanes.depth("promotional") == 0  # nothing enqueued
+
+    too_many = server.post("/v1/estimate", key, json={**PROMO, "messages": [rows[0]] * 100_001})
+    assert too_many.status_code == 413
