@@ -28,12 +28,13 @@ from .harness import PG_ADMIN_URL, REDIS_URL, Options, Run
 #: Scenario name -> module (run in this order); numbers and short names are accepted too.
 SCENARIOS = {"enqueue": "enqueue", "end_to_end": "end_to_end", "baseline": "baseline", "limit": "limit",
              "otp_load": "otp_load", "sync": "delivery_sync", "memory_scale": "memory_scale",
-             "http_api": "http_api", "retention": "retention"}
+             "http_api": "http_api", "retention": "retention", "history": "history"}
 ALIASES = {"1": "enqueue", "2": "end_to_end", "e2e": "end_to_end", "3": "baseline", "4": "limit",
            "5": "otp_load", "otp": "otp_load", "6": "sync", "7": "memory_scale", "memory": "memory_scale",
-           "8": "http_api", "http": "http_api", "9": "retention", "purge": "retention", "all": "all"}
+           "8": "http_api", "http": "http_api", "9": "retention", "purge": "retention", "10": "history",
+           "all": "all"}
 SMOKE = {"size": 300, "memory_size": 3000, "scale_size": 600, "baseline_size": 60, "profile_size": 2000,
-         "purge_size": 3000}
+         "purge_size": 3000, "history_size": 6000, "history_sms": 50}
 
 
 def parse(argv: Sequence[str] | None) -> tuple[list[str], Options]:
@@ -56,6 +57,9 @@ def parse(argv: Sequence[str] | None) -> tuple[list[str], Options]:
     p.add_argument("--profile-size", type=int, default=20_000, help="messages of the profiled runs")
     p.add_argument("--purge-size", type=int, default=1_000_000,
                    help="old rows purged while the retention scenario drains (default 1,000,000)")
+    p.add_argument("--history-size", type=int, default=10_000_000,
+                   help="finished messages already in the table in scenario history (default 10,000,000)")
+    p.add_argument("--history-sms", type=int, default=5_000, help="send_sms calls per side of scenario 10")
     p.add_argument("--pg-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL (scratch databases)")
     p.add_argument("--redis-url", default=REDIS_URL, help="Redis URL (a unique key prefix per run)")
     ns = p.parse_args(argv)
@@ -67,12 +71,13 @@ def parse(argv: Sequence[str] | None) -> tuple[list[str], Options]:
         elif name in SCENARIOS:
             names.append(name)
         else:
-            p.error(f"unknown scenario {raw!r}; choose from {', '.join(SCENARIOS)} or 1-8")
+            p.error(f"unknown scenario {raw!r}; choose from {', '.join(SCENARIOS)} or 1-10")
     dbs = tuple(d.strip() for d in ns.db.split(",") if d.strip())
     if not dbs or set(dbs) - {"sqlite", "postgresql"}:
         p.error("--db takes sqlite and/or postgresql")
     sizes = {"size": ns.size, "memory_size": ns.memory_size, "scale_size": ns.scale_size,
-             "baseline_size": ns.baseline_size, "profile_size": ns.profile_size, "purge_size": ns.purge_size}
+             "baseline_size": ns.baseline_size, "profile_size": ns.profile_size, "purge_size": ns.purge_size,
+             "history_size": ns.history_size, "history_sms": ns.history_sms}
     if ns.smoke:
         sizes = {k: min(v, SMOKE[k]) if v else SMOKE[k] for k, v in sizes.items()}
     opts = Options(latency_ms=ns.latency_ms, concurrency=ns.concurrency, otp_concurrency=ns.otp_concurrency,

@@ -56,6 +56,8 @@ class Options:
     baseline_size: int = 0  #: 0: about 20 s of the baseline's steady state
     profile_size: int = 20_000
     purge_size: int = 1_000_000  #: old rows purged during the retention scenario's second drain
+    history_size: int = 10_000_000  #: finished messages already in the table (scenario history)
+    history_sms: int = 5_000  #: send_sms calls per side of scenario history
     smoke: bool = False
     out: Path = ROOT / "bench" / "results"
     pg_admin: str = PG_ADMIN_URL
@@ -177,6 +179,11 @@ class Stack:
     logs: Path
     db: str
     workers: list[Worker] = field(default_factory=list)
+    #: Only messages created from then on are counted (a database seeded with history: bench.history).
+    since: datetime | None = None
+
+    def _new(self, q: Any) -> Any:
+        return q if self.since is None else q.where(MESSAGE.c.created_at >= self.since)
 
     def start(self, name: str, *, queues: Sequence[str] = ALL_QUEUES, concurrency: int,
               beat: bool = False) -> Worker:
@@ -193,7 +200,7 @@ class Stack:
         return {name: str(getattr(self.settings, name)) for name in SETTINGS_SHOWN}
 
     def state_counts(self, channel: str | None = None) -> dict[str, int]:
-        q = select(MESSAGE.c.state, func.count()).group_by(MESSAGE.c.state)
+        q = self._new(select(MESSAGE.c.state, func.count()).group_by(MESSAGE.c.state))
         if channel:
             q = q.where(MESSAGE.c.channel == channel)
         with reading(self.ctx.engine) as conn:
@@ -211,7 +218,7 @@ class Stack:
 
     def recorded(self, channel: str | None = None) -> int:
         """Messages whose gateway answer is recorded (``sent_at`` set)."""
-        q = select(func.count()).where(MESSAGE.c.sent_at.is_not(None))
+        q = self._new(select(func.count()).where(MESSAGE.c.sent_at.is_not(None)))
         if channel:
             q = q.where(MESSAGE.c.channel == channel)
         with reading(self.ctx.engine) as conn:
@@ -227,7 +234,7 @@ class Stack:
 
     def times(self, channel: str | None = None) -> list[tuple[float, float]]:
         """(created_at, sent_at) as epoch seconds of every sent message."""
-        q = select(MESSAGE.c.created_at, MESSAGE.c.sent_at).where(MESSAGE.c.sent_at.is_not(None))
+        q = self._new(select(MESSAGE.c.created_at, MESSAGE.c.sent_at).where(MESSAGE.c.sent_at.is_not(None)))
         if channel:
             q = q.where(MESSAGE.c.channel == channel)
         with reading(self.ctx.engine) as conn:
@@ -246,7 +253,7 @@ class Stack:
     def last_sent(self) -> float:
         """The latest ``sent_at`` as epoch seconds (0 when nothing was sent)."""
         with reading(self.ctx.engine) as conn:
-            last = conn.execute(select(func.max(MESSAGE.c.sent_at))).scalar_one()
+            last = conn.execute(self._new(select(func.max(MESSAGE.c.sent_at)))).scalar_one()
         return epoch(last) if last else 0.0
 
     def latencies(self, channel: str | None = None) -> tuple[list[float], float, float]:
