@@ -28,11 +28,12 @@ from .harness import PG_ADMIN_URL, REDIS_URL, Options, Run
 #: Scenario name -> module (run in this order); numbers and short names are accepted too.
 SCENARIOS = {"enqueue": "enqueue", "end_to_end": "end_to_end", "baseline": "baseline", "limit": "limit",
              "otp_load": "otp_load", "sync": "delivery_sync", "memory_scale": "memory_scale",
-             "http_api": "http_api", "retention": "retention", "history": "history"}
+             "http_api": "http_api", "retention": "retention", "history": "history",
+             "encoding": "encoding"}
 ALIASES = {"1": "enqueue", "2": "end_to_end", "e2e": "end_to_end", "3": "baseline", "4": "limit",
            "5": "otp_load", "otp": "otp_load", "6": "sync", "7": "memory_scale", "memory": "memory_scale",
            "8": "http_api", "http": "http_api", "9": "retention", "purge": "retention", "10": "history",
-           "all": "all"}
+           "11": "encoding", "all": "all"}
 SMOKE = {"size": 300, "memory_size": 3000, "scale_size": 600, "baseline_size": 60, "profile_size": 2000,
          "purge_size": 3000, "history_size": 6000, "history_sms": 50}
 
@@ -71,7 +72,7 @@ def parse(argv: Sequence[str] | None) -> tuple[list[str], Options]:
         elif name in SCENARIOS:
             names.append(name)
         else:
-            p.error(f"unknown scenario {raw!r}; choose from {', '.join(SCENARIOS)} or 1-10")
+            p.error(f"unknown scenario {raw!r}; choose from {', '.join(SCENARIOS)} or 1-11")
     dbs = tuple(d.strip() for d in ns.db.split(",") if d.strip())
     if not dbs or set(dbs) - {"sqlite", "postgresql"}:
         p.error("--db takes sqlite and/or postgresql")

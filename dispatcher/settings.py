@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     otp_priority_stale_ms: int = Field(
         default=5000, ge=100, description="An unanswered OTP older than this no longer holds bulk back")
 
+    send_bulk_encoding: Literal["json", "form"] = Field(
+        default="json", description="send-bulk-sms request body: json (the C# example) or form (the PHP one)")
+
     # --- gateway protection
     rate_limit_calls_per_s: float = Field(default=50.0, gt=0, description="Gateway calls/s, all workers")
     rate_limit_parts_per_s: float = Field(default=100_000.0, gt=0, description="Message parts/s, all workers")

@@ -122,16 +122,25 @@ def truncated() -> BaseException:
 # ----------------------------------------------------------------------------- transport details
 
 
-def test_requests_are_form_posts_with_key_accept_and_explicit_timeouts() -> None:
-    """Bulk sends POST form fields with the documented JSON recipient list, key header and (connect, read)."""
+@pytest.mark.parametrize("encoding", ["form", "json"])
+def test_requests_are_posts_with_key_accept_and_explicit_timeouts(encoding: str) -> None:
+    """Bulk sends POST the documented fields (recipient as a JSON list) as form fields (the PHP example) or
+    as one JSON object of strings (the C# example), with the key header and (connect, read) timeouts."""
     client, adapter = client_with(ok(OK_SEND))
+    client.bulk_encoding = encoding
     client.send_bulk([Recipient("919812345678", "hi"), Recipient("919812345679", "yo")], sender_id="ACMEIN",
                      template_id="T1", channel=Channel.OTP, is_unicode=True)
     request, timeout = adapter.sent[0]
     assert request.method == "POST" and request.url == "http://gw.test/api/v1/send-bulk-sms"
     assert request.headers["key"] == KEY and request.headers["Accept"] == "application/json"
-    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
-    fields = {k: v[0] for k, v in parse_qs(str(request.body)).items()}
+    if encoding == "form":
+        assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+        fields = {k: v[0] for k, v in parse_qs(str(request.body)).items()}
+    else:
+        assert request.headers["Content-Type"] == "application/json"
+        fields = json.loads(request.body)
+        assert all(isinstance(v, str) for v in fields.values())  # as the C# example: strings only
+    assert KEY not in str(request.body)
     assert json.loads(fields.pop("recipient")) == [{"number": "919812345678", "text": "hi"},
                                                    {"number": "919812345679", "text": "yo"}]
     assert fields == {"sender_id": "ACMEIN", "template_id": "T1", "channel": "3", "is_unicode": "1"}
