@@ -193,7 +193,7 @@ def run(run: Run) -> Result:
         one[at]["send-single-sms"]["p50_ms"] / max(one[at]["send-bulk-sms x1"]["p50_ms"], 1e-9))
     res.ratios["send-single-sms p50 / send-bulk-sms x1 p50 (0ms)"] = (
         one["0ms"]["send-single-sms"]["p50_ms"] / max(one["0ms"]["send-bulk-sms x1"]["p50_ms"], 1e-9))
-    res.target("end to end / limit", res.ratios["end to end / limit"], 0.5)
+    res.target("end to end / limit", res.ratios["end to end / limit"], 0.6)  # issue 13
     res.notes += profiling.describe(spy, cprof)
     res.plots.append(report.bars(opts.out / "limit_rates.png", "Pipeline against its limits (per second)",
                                  [str(r[0]) for r in rows[:4 + len(inserts)]],
