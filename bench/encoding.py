@@ -18,6 +18,7 @@ from dispatcher.channels import Channel
 from dispatcher.gateway import Recipient, SmsPointClient
 from dispatcher.segments import measure
 
+from . import report
 from .harness import Run, simulator
 from .report import Result
 from .workload import rows, split_mix
@@ -102,4 +103,8 @@ def run(run: Run) -> Result:
     res.ratios["client CPU, json / form"] = js["client_us"] / max(form["client_us"], 1e-9)
     res.ratios["simulator CPU, json / form"] = js["sim_us"] / max(form["sim_us"], 1e-9)
     res.ratios["calls/s, json / form"] = js["calls_per_s"] / max(form["calls_per_s"], 1e-9)
+    res.plots.append(report.bars(
+        run.opts.out / "encoding_cpu.png", "send-bulk-sms: CPU per message by request encoding",
+        [f"{e}: {side}" for e in ENCODINGS for side in ("client", "simulator")],
+        [per_msg[e][k] for e in ENCODINGS for k in ("client_us", "sim_us")], "microseconds per message"))
     return res

@@ -68,7 +68,7 @@ def test_every_scenario_writes_its_results_and_cleans_up(redis_url: str, pg_avai
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json") if p.stem != "summary"}
     assert set(results) == {"enqueue", "end_to_end", "baseline", "limit", "otp_load", "sync", "memory_scale",
-                            "http_api", "retention"}
+                            "http_api", "retention", "history", "encoding"}
     for r in results.values():
         assert KEYS <= r.keys(), r["scenario"]
         assert r["machine"]["cores"] and r["machine"]["postgresql"] and r["machine"]["redis"]
@@ -89,6 +89,8 @@ def test_every_scenario_writes_its_results_and_cleans_up(redis_url: str, pg_avai
     _positive(results["memory_scale"]["results"], "memory.rate", "memory.peak_process_hwm_mb")
     _positive(results["http_api"]["results"], "http_single.rate", "http_single.p99_ms", "lib_single.rate",
               "lib_single.p99_ms", "http_bulk.rate", "lib_bulk.rate")
+    _positive(results["history"]["results"], "empty.e2e_rate", "history.e2e_rate", "history.send_sms.p99_ms")
+    _positive(results["encoding"]["results"], "per_message.json.client_us", "per_message.form.sim_us")
     assert all(p["rate"] > 0 for p in results["memory_scale"]["results"]["sweep"])
     assert results["baseline"]["ratios"] and results["limit"]["ratios"]
     pids, prefixes, dbs = _leftovers(marker, redis_url)
