@@ -25,6 +25,7 @@ from ..errors import (
     StorageUnavailable,
     ValidationError,
 )
+from ..numbers import mask
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,14 @@ def from_validation(exc: RequestValidationError) -> Problem:
                    if items else "invalid request", slug="validation", errors=items)
 
 
+def logged_path(request: Request) -> str:
+    """The request's path for a log line, a phone number in it masked (``DELETE /v1/opt-outs/{number}``):
+    the caller owns the number and gets it back in ``instance``, the logs never see it whole."""
+    path = request.url.path
+    number = request.path_params.get("number")
+    return path.replace(number, mask(number)) if isinstance(number, str) and number else path
+
+
 def install(app: FastAPI) -> None:
     """Route every error through a problem response."""
 
@@ -127,7 +136,7 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, DispatcherError)
         problem = from_error(exc)
         if problem.status >= 500:
-            log.warning("%s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+            log.warning("%s %s: %s", request.method, logged_path(request), exc.__class__.__name__)
         return problem.response(request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -145,7 +154,7 @@ def install(app: FastAPI) -> None:
         return await on_dispatcher_error(request, wrapped)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc.__class__.__name__,
+        log.error("%s %s failed: %s", request.method, logged_path(request), exc.__class__.__name__,
                   exc_info=exc)
         return Problem(500, "internal error", slug="internal").response(request.url.path)
 

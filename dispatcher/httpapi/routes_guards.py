@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from .. import optout
+from ..channels import Channel
 from ..db import reading
 from ..errors import ValidationError
 from ..numbers import normalize
@@ -20,6 +21,8 @@ router = APIRouter()
 
 #: Most opt-outs one GET returns.
 MAX_PAGE = 1000
+#: The channel half of a cursor is one of these.
+CHANNELS = frozenset(c.value for c in Channel)
 
 
 @router.post("/v1/opt-outs", status_code=201, response_model=OptOutResult, tags=["opt-outs"],
@@ -92,10 +95,11 @@ def _number(request: Request, value: str | int, field: str = "number") -> str:
 
 
 def _cursor(after: str | None) -> tuple[str, str] | None:
-    """``number:channel`` of the last row of the previous page."""
+    """``number:channel`` of the last row of the previous page: ASCII digits and a channel name, nothing
+    else (a NUL byte, say, would reach PostgreSQL, which refuses it in text: a 500)."""
     if after is None:
         return None
     number, sep, channel = after.partition(":")
-    if not sep or not number.isdigit() or not channel:
+    if not sep or not (number.isascii() and number.isdigit()) or channel not in CHANNELS:
         raise ValidationError("after", "not a cursor this API gave (number:channel)")
     return number, channel

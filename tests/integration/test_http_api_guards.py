@@ -7,16 +7,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import logging
+from urllib.parse import urlsplit
+
 import pytest
 from sqlalchemy import func, select
 
 from dispatcher.api import Dispatcher
 from dispatcher.context import Context
-from dispatcher.db import dispose_all, reading
+from dispatcher.db import dispose_all, reading, upgrade
 from dispatcher.httpapi.keys import Scope
 from dispatcher.models import MESSAGE, OPT_OUT
 from dispatcher.simulator.samples import PROMO, TXN, number, promo_text, txn_text
+from dispatcher.numbers import mask
 from tests.fixtures.httpapi import ApiServer
+from tests.fixtures.pipeline import stack_settings
 
 pytestmark = pytest.mark.integration
 
@@ -89,8 +94,9 @@ def test_opt_outs_page_with_a_cursor_and_bad_input_names_the_field(server: ApiSe
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "number"
     bad = server.post("/v1/opt-outs", key, json={"number": number(1), "channels": ["fax"]})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "channels"
-    bad = server.get("/v1/opt-outs", key, params={"after": "garbage"})
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "after"
+    for cursor in ("garbage", f"{number(101)}:\x00", f"{number(101)}:fax", "\u0967\u0968:promotional"):
+        bad = server.get("/v1/opt-outs", key, params={"after": cursor})  # NUL: PostgreSQL refuses it in text
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "after", (cursor, bad.text)
     assert count(server, OPT_OUT) == 10  # nothing half-written by the refused requests
 
 
@@ -130,3 +136,34 @@ def test_an_estimate_over_http_is_the_librarys_and_writes_nothing(server: ApiSer
 
     too_many = server.post("/v1/estimate", key, json={**PROMO, "messages": [rows[0]] * 100_001})
     assert too_many.status_code == 413
+
+
+def test_a_failed_delete_logs_the_number_masked(redis_url: str, redis_prefix: str, pg_url: str,
+                                                shared_simulator: Any, tcp_proxy: Any,
+                                                api_factory: Callable[[Context], ApiServer],
+                                                caplog: pytest.LogCaptureFixture):
+    """DELETE /v1/opt-outs/{number} with PostgreSQL away is 503, and the log line masks the number that
+    the path carries (the caller gets its own number back in `instance`)."""
+    parts = urlsplit(pg_url)
+    proxy = tcp_proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxy.up()
+    proxied = pg_url.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
+    settings = stack_settings(proxied, redis_url, redis_prefix, shared_simulator, api_key_cache_s=600.0)
+    upgrade(settings.database_url)
+    ctx = Context(settings)
+    api = api_factory(ctx)
+    key = api.key()
+    assert api.post("/v1/opt-outs", key, json={"number": number(9)}).status_code == 201  # caches the key
+    proxy.down()
+    try:
+        with caplog.at_level(logging.WARNING, logger="dispatcher.httpapi.problems"):
+            resp = api.request("DELETE", f"/v1/opt-outs/{number(9)}", key)
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["instance"] == f"/v1/opt-outs/{number(9)}"
+    finally:
+        proxy.up()
+    lines = [r.getMessage() for r in caplog.records if r.name == "dispatcher.httpapi.problems"]
+    assert lines and all(number(9) not in line for line in lines), lines
+    assert any(f"/v1/opt-outs/{mask(number(9))}" in line for line in lines), lines
+    ctx.redis.close()
+    dispose_all()
