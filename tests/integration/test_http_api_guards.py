@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import SQLModel
 
 from dispatcher.api import Dispatcher
 from dispatcher.context import Context
@@ -103,11 +104,20 @@ def test_opt_outs_page_with_a_cursor_and_bad_input_names_the_field(server: ApiSe
 def test_opt_out_scopes_and_keys(server: ApiServer):
     reader = server.key("reader", frozenset({Scope.READ}))
     sender = server.key("sender", frozenset({Scope.SEND}))
+    estimate = {**PROMO, "messages": [{"to": number(1), "text": promo_text(1)}]}
+    assert server.post("/v1/opt-outs", sender, json={"number": number(2)}).status_code == 201
     assert server.post("/v1/opt-outs", reader, json={"number": number(1)}).status_code == 403
+    assert server.request("DELETE", f"/v1/opt-outs/{number(2)}", reader).status_code == 403
     assert server.get("/v1/opt-outs", sender).status_code == 403
-    assert server.post("/v1/opt-outs", None, json={"number": number(1)}).status_code == 401
-    assert server.post("/v1/opt-outs", "not-a-key", json={"number": number(1)}).status_code == 401
-    assert count(server, OPT_OUT) == 0
+    assert server.post("/v1/estimate", sender, json=estimate).status_code == 403
+    assert server.post("/v1/estimate", reader, json=estimate).status_code == 200  # writes nothing: read
+    for bad in (None, "not-a-key"):
+        assert server.post("/v1/opt-outs", bad, json={"number": number(1)}).status_code == 401
+        assert server.request("DELETE", f"/v1/opt-outs/{number(2)}", bad).status_code == 401
+        assert server.get("/v1/opt-outs", bad).status_code == 401
+        assert server.post("/v1/estimate", bad, json=estimate).status_code == 401
+    with reading(server.ctx.engine) as conn:  # only the sender's opt-out exists
+        assert conn.execute(select(OPT_OUT.c.number)).scalars().all() == [number(2)]
 
 
 def test_an_estimate_over_http_is_the_librarys_and_writes_nothing(server: ApiServer):
@@ -116,7 +126,7 @@ def test_an_estimate_over_http_is_the_librarys_and_writes_nothing(server: ApiSer
     rows = [{"to": number(i), "text": promo_text(i)} for i in range(6)]
     rows.append({"to": number(50), "text": promo_text(50) + " ₹"})  # goes out as UCS-2
     rows.append({"to": "12", "text": promo_text(51)})  # not a number
-    before = count(server, MESSAGE)
+    before = {t.name: count(server, t) for t in SQLModel.metadata.sorted_tables}
     resp = server.post("/v1/estimate", key, json={**PROMO, "messages": rows})
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -131,11 +141,23 @@ def test_an_estimate_over_http_is_the_librarys_and_writes_nothing(server: ApiSer
     assert refused[7][0] == "to" and set(refused) == {3, 7}
     assert [(u["index"], u["char"], u["code_point"]) for u in body["ucs2"]] == [(6, "₹", "U+20B9")]
     assert body["ucs2"][0]["position"] == len(promo_text(50)) + 2
-    assert count(server, MESSAGE) == before  # nothing written
+    assert {t.name: count(server, t) for t in SQLModel.metadata.sorted_tables} == before  # nothing written
+    assert before["message"] == 0 and before["opt_out"] == 1
     assert server.ctx.lanes.depth("promotional") == 0  # nothing enqueued
 
-    too_many = server.post("/v1/estimate", key, json={**PROMO, "messages": [rows[0]] * 100_001})
-    assert too_many.status_code == 413
+
+def test_an_estimate_takes_the_bulk_row_limit(api_settings_factory: Callable[..., Any],
+                                              api_factory: Callable[[Context], ApiServer]):
+    """API_MAX_BULK_ROWS bounds an estimate as it bounds a bulk POST: 413 naming `messages` past it."""
+    api = api_factory(Context(api_settings_factory(api_max_bulk_rows=3)))
+    key = api.key()
+    rows = [{"to": number(i), "text": promo_text(i)} for i in range(4)]
+    assert api.post("/v1/estimate", key, json={**PROMO, "messages": rows[:3]}).status_code == 200
+    for path in ("/v1/estimate", "/v1/messages/bulk"):
+        resp = api.post(path, key, json={**PROMO, "messages": rows})
+        assert resp.status_code == 413 and resp.headers["content-type"] == PROBLEM, (path, resp.text)
+        assert resp.json()["errors"] == [{"field": "messages", "reason": "at most 3 rows"}]
+    assert count(api, MESSAGE) == 0
 
 
 def test_a_failed_delete_logs_the_number_masked(redis_url: str, redis_prefix: str, pg_url: str,
