@@ -35,6 +35,9 @@ DEFAULT_CHANNELS: tuple[Channel, ...] = (Channel.PROMOTIONAL,)
 #: Rows per INSERT when importing.
 IMPORT_CHUNK = 5000
 CSV_HEADER = ("number", "channel", "created_at", "reason", "source")
+#: Longest reason and source (who recorded it) an opt-out keeps: the columns' sizes.
+REASON_MAX = 200
+SOURCE_MAX = 64
 
 
 def parse_channels(channels: object, field: str = "channels") -> list[str]:
@@ -82,8 +85,8 @@ def _rows(ctx: Context, number: object, channels: object, reason: object, source
     """Validated opt-out rows (raises ValidationError naming the field)."""
     num = normalize(number, ctx.settings.default_region, field=f"{prefix}number")  # type: ignore[arg-type]
     chans = parse_channels(channels, f"{prefix}channels")
-    why = _text(reason, f"{prefix}reason", 200) or None
-    who = _text(source, f"{prefix}source", 64) or None
+    why = _text(reason, f"{prefix}reason", REASON_MAX) or None
+    who = _text(source, f"{prefix}source", SOURCE_MAX) or None
     return [{"number": num, "channel": c, "created_at": now, "reason": why, "source": who} for c in chans]
 
 

@@ -35,7 +35,8 @@ def post_opt_out(body: OptOutIn, request: Request, response: Response, key: Send
     and reason."""
     ctx = _ctx(request)
     channels = optout.parse_channels(body.channels)
-    added = optout.opt_out(body.number, channels, reason=body.reason, source=f"api:{key.name}", ctx=ctx)
+    source = f"api:{key.name}"[:optout.SOURCE_MAX]  # key names take 100 characters
+    added = optout.opt_out(body.number, channels, reason=body.reason, source=source, ctx=ctx)
     if not added:
         response.status_code = 200
     return OptOutResult(number=_number(request, body.number), channels=channels, changed=added)

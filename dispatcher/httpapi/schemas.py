@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..channels import Channel
+from ..optout import REASON_MAX
 
 _IN = ConfigDict(extra="forbid")
 
@@ -102,7 +103,7 @@ class OptOutIn(BaseModel):
     channels: list[str] | None = Field(
         default=None, description="Channels it covers (default: promotional; OTP and transactional messages "
                                   "a person asked for are not marketing); 'all' for every channel")
-    reason: str = Field(default="", max_length=500, description="Why (kept with who and when)")
+    reason: str = Field(default="", max_length=REASON_MAX, description="Why (kept with who and when)")
 
 
 class OptOutResult(BaseModel):

@@ -95,6 +95,8 @@ def test_opt_outs_page_with_a_cursor_and_bad_input_names_the_field(server: ApiSe
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "number"
     bad = server.post("/v1/opt-outs", key, json={"number": number(1), "channels": ["fax"]})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "channels"
+    bad = server.post("/v1/opt-outs", key, json={"number": number(1), "reason": "x" * 201})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "reason"
     for cursor in ("garbage", f"{number(101)}:\x00", f"{number(101)}:fax", "\u0967\u0968:promotional"):
         bad = server.get("/v1/opt-outs", key, params={"after": cursor})  # NUL: PostgreSQL refuses it in text
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "after", (cursor, bad.text)
@@ -118,6 +120,16 @@ def test_opt_out_scopes_and_keys(server: ApiServer):
         assert server.post("/v1/estimate", bad, json=estimate).status_code == 401
     with reading(server.ctx.engine) as conn:  # only the sender's opt-out exists
         assert conn.execute(select(OPT_OUT.c.number)).scalars().all() == [number(2)]
+
+
+def test_a_key_with_a_long_name_can_record_opt_outs(server: ApiServer):
+    """Key names take 100 characters, an opt-out's source 64: the recorded source is cut to fit
+    instead of refusing a field the caller never sent."""
+    name = "n" * 100
+    resp = server.post("/v1/opt-outs", server.key(name), json={"number": number(4)})
+    assert resp.status_code == 201, resp.text
+    with reading(server.ctx.engine) as conn:
+        assert conn.execute(select(OPT_OUT.c.source)).scalar_one() == f"api:{name}"[:64]
 
 
 def test_an_estimate_over_http_is_the_librarys_and_writes_nothing(server: ApiServer):
