@@ -4,10 +4,9 @@ list pages, and an estimate equals the library's and writes nothing."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
-
-import logging
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,8 +18,8 @@ from dispatcher.context import Context
 from dispatcher.db import dispose_all, reading, upgrade
 from dispatcher.httpapi.keys import Scope
 from dispatcher.models import MESSAGE, OPT_OUT
-from dispatcher.simulator.samples import PROMO, TXN, number, promo_text, txn_text
 from dispatcher.numbers import mask
+from dispatcher.simulator.samples import PROMO, TXN, number, promo_text, txn_text
 from tests.fixtures.httpapi import ApiServer
 from tests.fixtures.pipeline import stack_settings
 
