@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -15,13 +14,12 @@ from sqlmodel import SQLModel
 
 from dispatcher.api import Dispatcher
 from dispatcher.context import Context
-from dispatcher.db import dispose_all, reading, upgrade
+from dispatcher.db import dispose_all, reading
 from dispatcher.httpapi.keys import Scope
 from dispatcher.models import MESSAGE, OPT_OUT
 from dispatcher.numbers import mask
 from dispatcher.simulator.samples import PROMO, TXN, number, promo_text, txn_text
-from tests.fixtures.httpapi import ApiServer
-from tests.fixtures.pipeline import stack_settings
+from tests.fixtures.httpapi import ApiServer, api_behind_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -177,14 +175,8 @@ def test_a_failed_delete_logs_the_number_masked(redis_url: str, redis_prefix: st
                                                 caplog: pytest.LogCaptureFixture):
     """DELETE /v1/opt-outs/{number} with PostgreSQL away is 503, and the log line masks the number that
     the path carries (the caller gets its own number back in `instance`)."""
-    parts = urlsplit(pg_url)
-    proxy = tcp_proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    proxy.up()
-    proxied = pg_url.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
-    settings = stack_settings(proxied, redis_url, redis_prefix, shared_simulator, api_key_cache_s=600.0)
-    upgrade(settings.database_url)
-    ctx = Context(settings)
-    api = api_factory(ctx)
+    api, proxy = api_behind_proxy(pg_url, redis_url, redis_prefix, shared_simulator, tcp_proxy, api_factory)
+    ctx = api.ctx
     key = api.key()
     assert api.post("/v1/opt-outs", key, json={"number": number(9)}).status_code == 201  # caches the key
     proxy.down()

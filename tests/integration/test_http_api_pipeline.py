@@ -9,21 +9,19 @@ import threading
 import time
 from collections import Counter
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
 from bench.harness import settings_env
-from dispatcher.context import Context
-from dispatcher.db import dispose_all, reading, upgrade
+from dispatcher.db import dispose_all, reading
 from dispatcher.httpapi import keyring
 from dispatcher.httpapi.keys import Scope
 from dispatcher.httpapi.server import start_background
 from dispatcher.models import MESSAGE
 from dispatcher.simulator.samples import TXN, number, txn_text
-from tests.fixtures.pipeline import stack_settings
+from tests.fixtures.httpapi import api_behind_proxy
 from tests.integration.pipeline_helpers import FAST_REPAIR
 
 pytestmark = pytest.mark.integration
@@ -107,14 +105,8 @@ def test_database_down_is_503_and_writes_nothing(redis_url, redis_prefix, pg_url
                                                  tcp_proxy, api_factory) -> None:
     """PostgreSQL refusing connections: POSTs (cached key or not) are 503 with Retry-After, readyz is 503;
     once it is back exactly the messages accepted before the outage exist."""
-    parts = urlsplit(pg_url)
-    proxy = tcp_proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    proxy.up()
-    proxied = pg_url.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
-    settings = stack_settings(proxied, redis_url, redis_prefix, shared_simulator, api_key_cache_s=600.0)
-    upgrade(settings.database_url)
-    ctx = Context(settings)
-    api = api_factory(ctx)
+    api, proxy = api_behind_proxy(pg_url, redis_url, redis_prefix, shared_simulator, tcp_proxy, api_factory)
+    ctx = api.ctx
     cached, fresh = api.key("cached"), api.key("fresh")
     body: dict[str, Any] = {"to": number(1), "text": txn_text(1), **TXN}
     assert api.post("/v1/messages", cached, json=body).status_code == 202
