@@ -27,7 +27,7 @@ def _positive(result: dict[str, Any], *paths: str) -> None:
         value: Any = result
         for part in path.split("."):
             value = value[part]
-        assert isinstance(value, int | float) and value > 0, f"{result['scenario']}: {path} = {value!r}"
+        assert isinstance(value, int | float) and value > 0, f"{path} = {value!r}"
 
 
 def _leftovers(marker: str, redis_url: str) -> tuple[list[int], list[str], list[str]]:
