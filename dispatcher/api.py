@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from . import optout, store, wakeup
 from .bulkrows import FIELD as KEY_FIELD
@@ -23,7 +22,15 @@ from .bulkrows import check_key, conflict_reason, extras, repeated
 from .channels import Channel
 from .context import Context, get_context
 from .db import reading, transaction
-from .errors import BulkValidationError, IdempotencyConflict, MessageNotFound, RowError, ValidationError
+from .errors import (
+    BulkValidationError,
+    DispatcherError,
+    IdempotencyConflict,
+    MessageNotFound,
+    OptedOut,
+    RowError,
+    ValidationError,
+)
 from .estimate import Estimate, Tally, available_credits
 from .ids import new_id, new_ids
 from .numbers import mask, normalize
@@ -86,6 +93,15 @@ class MessageStatus:
     attempts: int
     metadata: dict[str, Any] | None
     history: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PendingSms:
+    """A validated send_sms request not yet written (``Dispatcher.prepare_sms``): its new row, and the
+    lane group it is pushed into once committed (None when it is scheduled for later)."""
+
+    row: dict[str, Any]
+    group: str | None
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,18 @@ class Dispatcher:
                    template_id: str, idempotency_key: str | None = None, send_at: datetime | None = None,
                    metadata: Mapping[str, Any] | None = None) -> Submitted:
         """send_sms, also telling whether this call made the message or found it by its idempotency key."""
+        pending = self.prepare_sms(to, text, channel=channel, sender_id=sender_id, template_id=template_id,
+                                   idempotency_key=idempotency_key, send_at=send_at, metadata=metadata)
+        done = self.commit_sms([pending])[0]
+        if isinstance(done, DispatcherError):
+            raise done
+        return done
+
+    def prepare_sms(self, to: str | int, text: str, *, channel: Channel | str, sender_id: str,
+                    template_id: str, idempotency_key: str | None = None, send_at: datetime | None = None,
+                    metadata: Mapping[str, Any] | None = None) -> PendingSms:
+        """Validate one send_sms request completely (ValidationError names the field); nothing is written.
+        ``commit_sms`` writes it."""
         ch = self._check_common(channel, sender_id, template_id, send_at)
         prepared = self._prepare(to, text, ch, sender_id, template_id)
         if idempotency_key is not None:
@@ -167,40 +195,44 @@ class Dispatcher:
         when = self._when(ch, send_at, now)
         row = _row(new_id(), prepared, ch, sender_id, template_id, now, when, meta)
         row["idempotency_key"] = idempotency_key
-        try:
-            # The opt-out and idempotency look-ups share the insert's transaction (one connection
-            # checkout per message); a refusal raises before the insert, so nothing is written.
-            with transaction(self.ctx.engine) as conn:
-                optout.refuse_if_opted_out(self.ctx, prepared["number"], ch, conn)
-                if idempotency_key is not None:
-                    existing = self._existing(idempotency_key, prepared, ch, conn)
-                    if existing:
-                        return existing
-                store.insert_messages(conn, [row])
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            existing = self._existing(idempotency_key, prepared, ch)  # lost a race: the winner's id
-            if existing:
-                return existing
-            raise
-        if when is None:
-            self._push([(row["id"], store.group_key(ch.value, sender_id, template_id,
-                                                    prepared["is_unicode"]))])
-        return Submitted(str(row["id"]), str(row["state"]), True)
+        group = None if when else store.group_key(ch.value, sender_id, template_id, prepared["is_unicode"])
+        return PendingSms(row, group)
 
-    def _existing(self, key: str, prepared: dict[str, Any], ch: Channel,
-                  conn: Connection | None = None) -> Submitted | None:
-        if conn is not None:
-            found = store.find_by_idempotency_key(conn, key)
-        else:
-            with reading(self.ctx.engine) as own:
-                found = store.find_by_idempotency_key(own, key)
-        if found is None:
-            return None
-        if not found.repeats(prepared["number"], prepared["text"], ch.value):
-            raise IdempotencyConflict(key, found.id)
-        return Submitted(str(found.id), str(found.state), False)
+    def commit_sms(self, items: Sequence[PendingSms]) -> list[Submitted | DispatcherError]:
+        """Write prepared messages in one transaction, then push the new ones into their lanes. Per item,
+        what ``submit_sms`` returns or raises for it alone: Submitted, OptedOut (nothing written for it) or
+        IdempotencyConflict (nothing written for it). Of two items with one key, the first is written and
+        the second is its repeat (or a conflict). A database failure raises StorageUnavailable and writes
+        nothing. Callers that gather concurrent requests (the HTTP API) pay one transaction for many."""
+        done: list[Submitted | DispatcherError | None] = [None] * len(items)
+        channels: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            channels.setdefault(item.row["channel"], []).append(i)
+        with transaction(self.ctx.engine) as conn:
+            # The opt-out look-up shares the insert's transaction (one connection checkout); a refused
+            # item is not written.
+            for channel, which in channels.items():
+                hits = optout.suppressed(self.ctx, conn, [items[i].row["number"] for i in which], channel)
+                for i in which:
+                    reason = hits.get(items[i].row["number"])
+                    if reason is not None:
+                        done[i] = OptedOut(reason)
+            write = [i for i, d in enumerate(done) if d is None]
+            taken = store.insert_messages(conn, [items[i].row for i in write])
+        pushes = []
+        for j, i in enumerate(write):
+            row, held = items[i].row, taken.get(j)
+            if held is None:
+                done[i] = Submitted(str(row["id"]), str(row["state"]), True)
+                if items[i].group is not None:
+                    pushes.append((str(row["id"]), str(items[i].group)))
+            elif held.repeats(row["number"], row["text"], row["channel"]):
+                done[i] = Submitted(held.id, held.state, False)
+            else:
+                done[i] = IdempotencyConflict(str(row["idempotency_key"]), held.id)
+        if pushes:
+            self._push(pushes)
+        return [d for d in done if d is not None]
 
     def _push(self, items: list[tuple[str, str]]) -> None:
         try:

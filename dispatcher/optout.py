@@ -24,7 +24,7 @@ from . import store
 from .channels import Channel
 from .context import Context, get_context
 from .db import reading, transaction
-from .errors import BulkValidationError, OptedOut, RowError, ValidationError
+from .errors import BulkValidationError, RowError, ValidationError
 from .numbers import mask, normalize
 from .states import State
 from .store import guards as guard_store
@@ -188,19 +188,6 @@ def suppressed(ctx: Context, conn: Connection, numbers: Sequence[str], channel: 
     found = guard_store.opted_out(conn, numbers, channel)
     tz = ctx.settings.timezone
     return {n: reason_text(channel, when, tz) for n, when in found.items()}
-
-
-def refuse_if_opted_out(ctx: Context, number: str, channel: Channel,
-                        conn: Connection | None = None) -> None:
-    """Raise OptedOut (field ``to``) when ``number`` opted out of ``channel`` (looked up on ``conn``, the
-    caller's transaction, when given: one connection checkout instead of two)."""
-    if conn is not None:
-        hit = suppressed(ctx, conn, [number], channel.value)
-    else:
-        with reading(ctx.engine) as own:
-            hit = suppressed(ctx, own, [number], channel.value)
-    if hit:
-        raise OptedOut(hit[number])
 
 
 def drop_opted_out(ctx: Context, batch_id: str, channel: Channel,

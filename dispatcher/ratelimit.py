@@ -15,7 +15,7 @@ Needs Redis >= 5 (scripts that call ``TIME`` and then write).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from redis import Redis
 
@@ -85,3 +85,16 @@ class RateLimiter:
         """Calls and parts admitted so far by every worker sharing this limiter."""
         calls, parts = self.redis.hmget(self.key, "calls", "parts")
         return {"calls": int(calls or 0), "parts": int(parts or 0)}
+
+
+def try_acquire_each(limiters: Sequence[RateLimiter], parts: int = 0) -> list[float]:
+    """``try_acquire(parts)`` of each entry in turn (one limiter may appear many times), in one round trip
+    (a pipeline on the first limiter's client): per entry 0.0 where taken, else seconds to wait."""
+    if not limiters:
+        return []
+    if parts < 0:
+        raise ValueError(f"parts must be >= 0, got {parts!r}")
+    pipe = limiters[0].redis.pipeline(transaction=False)
+    for lim in limiters:
+        lim._script(keys=[lim.key], args=[*lim._args, int(parts)], client=pipe)
+    return [int(wait_us) / 1e6 for wait_us in pipe.execute()]

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
                                   description="HTTP API: requests/s of a key created without --rate")
     api_key_cache_s: float = Field(default=5.0, ge=0,
                                    description="HTTP API: seconds a key lookup is reused (revocation delay)")
+    api_commit_group_max: int = Field(default=256, ge=1, le=10_000,
+                                      description="HTTP API: most single-message POSTs of one process "
+                                                  "committed in one transaction (1: each alone)")
 
     # --- DLT links, opt-outs and the breaker on bad outcomes
     dlt_links: Literal["off", "typed", "strict"] = Field(

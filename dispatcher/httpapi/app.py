@@ -12,6 +12,7 @@ from ..api import Dispatcher
 from ..context import Context, get_context
 from . import problems
 from .auth import Authenticator
+from .committer import Committer
 from .limits import BodyLimits
 from .routes import router
 from .routes_guards import router as guards_router
@@ -66,6 +67,8 @@ def create_app(ctx: Context | None = None) -> FastAPI:
     app.state.ctx = ctx
     app.state.dispatcher = Dispatcher(ctx)
     app.state.authenticator = Authenticator(ctx)
+    app.state.committer = Committer(app.state.dispatcher, app.state.authenticator,
+                                    group_max=ctx.settings.api_commit_group_max)
     app.include_router(router)
     app.include_router(guards_router)
     problems.install(app)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
 
 from .. import store
 from ..api import Dispatcher, MessageStatus
@@ -18,6 +19,7 @@ from ..db import reading
 from ..errors import QueueUnavailable
 from ..store.api_keys import ApiKeyRecord
 from .auth import Authenticator
+from .committer import Committer
 from .keys import Scope
 from .problems import Problem
 from .schemas import (
@@ -56,6 +58,20 @@ def sender_key(request: Request, _: Annotated[Any, Security(bearer)] = None) -> 
     return _auth(request, Scope.SEND)
 
 
+async def committing_key(request: Request, _: Annotated[Any, Security(bearer)] = None) -> ApiKeyRecord:
+    """sender_key for POST /v1/messages, on the event loop: authentication and scope (the key's row from
+    the cache, else looked up on a worker thread); the rate limit is taken by the Committer, with the
+    other requests of the group."""
+    authenticator: Authenticator = request.app.state.authenticator
+    header = request.headers.get("authorization")
+    record = authenticator.authenticate(header, cached_only=True)
+    if record is None:
+        record = await run_in_threadpool(authenticator.authenticate, header)
+    assert record is not None
+    authenticator.check_scope(record, Scope.SEND)
+    return record
+
+
 def reader_key(request: Request, _: Annotated[Any, Security(bearer)] = None) -> ApiKeyRecord:
     return _auth(request, Scope.READ)
 
@@ -69,20 +85,25 @@ def check_row_limit(request: Request, rows: int) -> None:
 
 
 SendKey = Annotated[ApiKeyRecord, Depends(sender_key)]
+CommitKey = Annotated[ApiKeyRecord, Depends(committing_key)]
 ReadKey = Annotated[ApiKeyRecord, Depends(reader_key)]
 
 
 @router.post("/v1/messages", status_code=202, response_model=Accepted, tags=["messages"],
              summary="Enqueue one SMS",
              responses={200: {"model": Accepted, "description": "Idempotent replay: the first request's id"}})
-def post_message(body: MessageIn, request: Request, response: Response, key: SendKey,
-                 idempotency_key: Annotated[str | None, Header(
-                     alias="Idempotency-Key", description="Same key and body again: the first id (200); "
-                                                          "same key, other body: 409")] = None) -> Accepted:
-    """Validated completely before anything is written; once answered 202 the message is committed."""
-    done = _dispatcher(request).submit_sms(
+async def post_message(body: MessageIn, request: Request, response: Response, key: CommitKey,
+                       idempotency_key: Annotated[str | None, Header(
+                           alias="Idempotency-Key",
+                           description="Same key and body again: the first id (200); same key, other body: "
+                                       "409")] = None) -> Accepted:
+    """Validated completely before anything is written (on the event loop: no I/O); once answered 202
+    the message is committed (with the other requests this process has in flight: committer.py)."""
+    pending = _dispatcher(request).prepare_sms(
         body.to, body.text, channel=body.channel, sender_id=body.sender_id, template_id=body.template_id,
         idempotency_key=idempotency_key, send_at=body.send_at, metadata=body.metadata)
+    committer: Committer = request.app.state.committer
+    done = await committer.submit(pending, key)
     if not done.created:
         response.status_code = 200
     return Accepted(id=done.id, state=done.state)

@@ -38,14 +38,17 @@ class NoDelayHttpTools(HttpToolsProtocol):
 
 def serve(ctx: Context, host: str, port: int, workers: int = 1, *, access_log: bool = False) -> None:
     """Run until SIGINT / SIGTERM (uvicorn finishes the requests in flight first)."""
-    common = {"host": host, "port": port, "http": NoDelayHttpTools, "access_log": access_log,
-              "log_level": "info", "timeout_graceful_shutdown": 30, "server_header": False}
+    options = {"http": NoDelayHttpTools, "access_log": access_log, "log_level": "info",
+               "timeout_graceful_shutdown": 30, "server_header": False}
     if workers > 1:
-        uvicorn.run(FACTORY, factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        from .supervisor import supervise
+
+        if supervise(host, port, workers, options):
+            raise SystemExit(1)
         return
     from .app import create_app
 
-    uvicorn.run(create_app(ctx), **common)  # type: ignore[arg-type]
+    uvicorn.run(create_app(ctx), host=host, port=port, **options)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -59,7 +59,6 @@ from .messages import (  # noqa: F401
     counts_by_state,
     due_scheduled,
     events_of,
-    find_by_idempotency_key,
     get_message,
     held,
     insert_messages,

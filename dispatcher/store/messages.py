@@ -28,11 +28,30 @@ from .batches import sending_counts
 from .rows import IdempotentMessage, MessageRow, row_of
 
 
-def insert_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new message rows (dicts with Message column names) with a plain INSERT: single sends, where
-    an idempotency-key conflict must surface as IntegrityError. Bulk enqueues use MessageWriter."""
-    if rows:
-        conn.execute(insert(MESSAGE), list(rows))
+def insert_messages(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, IdempotentMessage]:
+    """Insert new message rows (dicts with every Message column a new row sets; rows may differ in any
+    column). Rows without an idempotency key go in one plain INSERT. Rows with a key are inserted with ON
+    CONFLICT DO NOTHING on the key's unique index, in key order (two transactions with overlapping keys
+    wait on each other without deadlocking), so a key another transaction holds, or an earlier row of
+    ``rows`` took, skips the row instead of failing the transaction. Returns {i: the message holding the
+    key of rows[i]} for the keyed rows that were not written. Bulk enqueues use MessageWriter."""
+    plain = [r for r in rows if r["idempotency_key"] is None]
+    if plain:
+        conn.execute(insert(MESSAGE), plain)
+    if len(plain) == len(rows):
+        return {}
+    # stable: of two rows with one key, the earlier one is written
+    keyed = sorted((i for i, r in enumerate(rows) if r["idempotency_key"] is not None),
+                   key=lambda i: rows[i]["idempotency_key"])
+    keys = [str(rows[i]["idempotency_key"]) for i in keyed]
+    if conn.dialect.name == "postgresql":
+        stmt: Any = pg_insert(MESSAGE).on_conflict_do_nothing(
+            index_elements=[M.idempotency_key], index_where=M.idempotency_key.isnot(None))
+    else:
+        stmt = sqlite_insert(MESSAGE).on_conflict_do_nothing(index_elements=[M.idempotency_key])
+    conn.execute(stmt, [rows[i] for i in keyed])
+    holders = by_idempotency_keys(conn, keys)
+    return {i: holders[k] for i, k in zip(keyed, keys, strict=True) if holders[k].id != rows[i]["id"]}
 
 
 #: The columns a bulk enqueue sets per row; every other column has one value for the whole request.
@@ -138,24 +157,11 @@ class MessageWriter:
                 for mid, (number, text, parts, credits, uni, meta, key) in zip(ids, rows, strict=True)]
 
     def _write_keyed(self, ids: Sequence[str], rows: Sequence[NewRow]) -> dict[int, IdempotentMessage]:
-        # in key order, so two requests with overlapping keys wait on each other without deadlocking
-        keyed = sorted((i for i, r in enumerate(rows) if r[6] is not None), key=lambda i: rows[i][6] or "")
-        keys = [str(rows[i][6]) for i in keyed]
+        keyed = [i for i, r in enumerate(rows) if r[6] is not None]
         if self._pg:
             self._close_copy()
-            stmt: Any = pg_insert(MESSAGE).on_conflict_do_nothing(
-                index_elements=[M.idempotency_key], index_where=M.idempotency_key.isnot(None))
-        else:
-            stmt = sqlite_insert(MESSAGE).on_conflict_do_nothing(index_elements=[M.idempotency_key])
-        self.conn.execute(stmt, self._dicts([ids[i] for i in keyed], [rows[i] for i in keyed]))
-        holders = by_idempotency_keys(self.conn, keys)
-        return {i: holders[k] for i, k in zip(keyed, keys, strict=True) if holders[k].id != ids[i]}
-
-
-def find_by_idempotency_key(conn: Connection, key: str) -> IdempotentMessage | None:
-    row = conn.execute(select(M.id, M.number, M.text, M.channel, M.state)
-                       .where(M.idempotency_key == key)).first()
-    return row_of(IdempotentMessage, row._mapping) if row else None
+        taken = insert_messages(self.conn, self._dicts([ids[i] for i in keyed], [rows[i] for i in keyed]))
+        return {keyed[j]: held for j, held in taken.items()}
 
 
 def get_message(conn: Connection, message_id: str) -> MessageRow | None:

@@ -116,6 +116,67 @@ def test_two_producers_racing_on_one_key_make_one_message(env, database_url):
     assert rows(env.ctx) == 1
 
 
+def test_commit_sms_writes_many_requests_in_one_transaction_each_with_its_own_outcome(env):
+    """commit_sms (what the HTTP API uses to commit concurrent POSTs together): per item exactly what
+    send_sms alone gives: new, a repeat of its key (an earlier item's or an existing message's), a key
+    conflict or an opt-out refusal (neither written); scheduled items are written but not pushed."""
+    from dispatcher import optout
+    from dispatcher.api import Submitted
+    from dispatcher.errors import OptedOut
+
+    d = env.d
+    held = d.send_sms(OK, "held", idempotency_key="old-1", **TX)
+    held2 = d.send_sms(OK, "held", idempotency_key="old-2", **TX)
+    optout.opt_out("919954654300", "transactional", reason="replied STOP", ctx=env.ctx)
+    later = NOON_IST + timedelta(hours=2)
+    items = [d.prepare_sms(OK, "plain", **TX),
+             d.prepare_sms(OK, "keyed", idempotency_key="new-1", **TX),
+             d.prepare_sms(OK, "keyed", idempotency_key="new-1", **TX),  # same key and body: a repeat
+             d.prepare_sms(OK, "other", idempotency_key="new-1", **TX),  # same key, other body
+             d.prepare_sms("919954654300", "to an opted-out number", **TX),
+             d.prepare_sms(OK, "later", send_at=later, **TX),
+             d.prepare_sms(OK, "held", idempotency_key="old-1", **TX),
+             d.prepare_sms(OK, "not held", idempotency_key="old-2", **TX)]
+    assert rows(env.ctx) == 2  # prepare writes nothing
+    out = d.commit_sms(items)
+    assert [type(o).__name__ for o in out] == ["Submitted", "Submitted", "Submitted", "IdempotencyConflict",
+                                               "OptedOut", "Submitted", "Submitted", "IdempotencyConflict"]
+    plain, keyed, repeat, conflict, refused, scheduled, again, other = out
+    assert isinstance(plain, Submitted) and isinstance(keyed, Submitted) and isinstance(repeat, Submitted)
+    assert isinstance(scheduled, Submitted) and isinstance(again, Submitted)
+    assert plain.created and keyed.created and scheduled.created
+    assert (repeat.id, repeat.created) == (keyed.id, False)
+    assert isinstance(conflict, IdempotencyConflict) and conflict.message_id == keyed.id
+    assert isinstance(refused, OptedOut) and refused.field == "to"
+    assert (again.id, again.created) == (held, False)
+    assert isinstance(other, IdempotencyConflict) and other.message_id == held2
+    assert scheduled.state == "scheduled" and plain.state == "queued"
+    assert rows(env.ctx) == 2 + 3  # plain, keyed, scheduled
+    assert stream_ids(env.ctx, "transactional")[-2:] == [plain.id, keyed.id]  # the scheduled one waits
+    assert d.get_status(keyed.id).state == "queued"
+
+
+def test_commit_sms_with_the_database_away_writes_nothing_and_raises(env):
+    """A database failure is one StorageUnavailable for the whole call, and nothing is written or
+    pushed (the API answers 503 to every request of the group)."""
+    from dispatcher.errors import StorageUnavailable
+
+    from sqlalchemy import create_engine
+
+    items = [env.d.prepare_sms(OK, f"text {i}", **TX) for i in range(3)]
+    pg = env.ctx.engine.url.get_backend_name() == "postgresql"
+    away = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none" if pg  # nothing listens on port 1
+                         else "sqlite:////nonexistent-dir/none.db")
+    env.ctx.__dict__["engine"] = away  # Context.engine is a cached property: this process's engine
+    try:
+        with pytest.raises(StorageUnavailable):
+            env.d.commit_sms(items)
+    finally:
+        away.dispose()
+        del env.ctx.__dict__["engine"]
+    assert rows(env.ctx) == 0 and stream_ids(env.ctx, "transactional") == []
+
+
 def test_send_bulk_enqueues_every_row_in_few_stream_entries(env):
     """20,000 valid rows stream through in chunks; all are queued and every id is in the lane once."""
     gen = ((f"9199546{i:05d}", f"Notice {i}") for i in range(20_000))

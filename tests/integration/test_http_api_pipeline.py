@@ -71,11 +71,12 @@ def _hammer(base_url: str, key: str, stop: threading.Event, accepted: list[tuple
 
 
 def test_killed_api_process_loses_nothing_it_accepted(make_stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """SIGKILL of a real `smsdispatch api` under 8 concurrent clients: every 202 id is sent exactly once
-    (a message committed but not yet pushed when the process died is pushed by the repair sweep)."""
+    """SIGKILL of a real `smsdispatch api --workers 2` (the supervisor and both server processes, each
+    committing groups of concurrent requests) under 8 concurrent clients: every 202 id is sent exactly
+    once (a message committed but not yet pushed when the process died is pushed by the repair sweep)."""
     stack = make_stack(**FAST_REPAIR)
     record, key = keyring.create(stack.ctx, "load", ALL, 10_000.0)
-    api = start_background(settings_env(stack.settings), log=tmp_path / "api.log")
+    api = start_background(settings_env(stack.settings), workers=2, log=tmp_path / "api.log")
     stop = threading.Event()
     accepted: list[tuple[str, str]] = []
     clients = [threading.Thread(target=_hammer, args=(api.base_url, key, stop, accepted, k * 100_000))
