@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
-from dispatcher.api import Dispatcher
+from dispatcher import optout
+from dispatcher.api import Dispatcher, Submitted
 from dispatcher.catalog import build
 from dispatcher.channels import Channel
 from dispatcher.context import Context
@@ -22,6 +23,8 @@ from dispatcher.errors import (
     InvalidNumber,
     InvalidText,
     MessageNotFound,
+    OptedOut,
+    StorageUnavailable,
     TemplateMismatch,
     ValidationError,
 )
@@ -120,10 +123,6 @@ def test_commit_sms_writes_many_requests_in_one_transaction_each_with_its_own_ou
     """commit_sms (what the HTTP API uses to commit concurrent POSTs together): per item exactly what
     send_sms alone gives: new, a repeat of its key (an earlier item's or an existing message's), a key
     conflict or an opt-out refusal (neither written); scheduled items are written but not pushed."""
-    from dispatcher import optout
-    from dispatcher.api import Submitted
-    from dispatcher.errors import OptedOut
-
     d = env.d
     held = d.send_sms(OK, "held", idempotency_key="old-1", **TX)
     held2 = d.send_sms(OK, "held", idempotency_key="old-2", **TX)
@@ -159,10 +158,6 @@ def test_commit_sms_writes_many_requests_in_one_transaction_each_with_its_own_ou
 def test_commit_sms_with_the_database_away_writes_nothing_and_raises(env):
     """A database failure is one StorageUnavailable for the whole call, and nothing is written or
     pushed (the API answers 503 to every request of the group)."""
-    from dispatcher.errors import StorageUnavailable
-
-    from sqlalchemy import create_engine
-
     items = [env.d.prepare_sms(OK, f"text {i}", **TX) for i in range(3)]
     pg = env.ctx.engine.url.get_backend_name() == "postgresql"
     away = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none" if pg  # nothing listens on port 1
