@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, String, and_, any_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, any_, delete, func, insert, select, update
 
 from ..models import BATCH, BREAKER, MESSAGE, OPT_OUT
 from ..states import BatchState, HoldReason, State
+from ._base import text_array
 
 OO = OPT_OUT.c
 K = BREAKER.c
@@ -68,7 +69,7 @@ def opted_out(conn: Connection, numbers: Sequence[str], channel: str) -> dict[st
         return {unique[0]: row[0]} if row else {}
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        match = OO.number == any_(bindparam("numbers", list(set(numbers)), type_=ARRAY(String)))
+        match = OO.number == any_(text_array("numbers", unique))
         rows = conn.execute(select(OO.number, OO.created_at).where(match, OO.channel == channel)).all()
         return {r[0]: r[1] for r in rows}
     out: dict[str, datetime] = {}

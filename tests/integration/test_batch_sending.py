@@ -144,3 +144,31 @@ def test_an_answer_that_arrives_after_the_sweeper_is_recorded_over_unknown(env, 
     for mid in ids:
         st = env.d.get_status(mid)
         assert st.state == State.SENT.value and st.gateway_job_id and st.credits_charged == 1
+
+
+def test_sent_is_recorded_exactly_whatever_the_gateway_message_ids_hold(env):
+    """mark_sent sends its arrays as array literals on PostgreSQL: gateway message ids with quotes,
+    backslashes, commas, braces, spaces, the word NULL or no id at all are stored exactly as answered,
+    on SQLite and PostgreSQL alike."""
+    odd = ['a"b', "c\\d", "e,f", "{g}", " h i ", "NULL", None, "ñ-é", ""]
+    ids = [env.d.send_sms(f"99546543{i:02d}", f"Your OTP is {1000 + i}", **OTP) for i in range(len(odd))]
+    batch_id = _collect_one(env, "otp")
+    _to_sending(env, batch_id)
+    rows = [{"id": mid, "gateway_message_id": gmid, "credits_charged": None if i == 2 else i}
+            for i, (mid, gmid) in enumerate(zip(ids, odd, strict=True))]
+    with transaction(env.ctx.engine) as conn:
+        done = store.mark_sent(conn, rows, "job-1", env.clock(), batch_id=batch_id, sending_at=env.clock())
+    assert done == len(odd)
+    with reading(env.ctx.engine) as conn:
+        got = {r.id: (r.state, r.gateway_message_id, r.credits_charged, r.gateway_job_id)
+               for r in conn.execute(select(MESSAGE).where(MESSAGE.c.id.in_(ids)))}
+    assert got == {r["id"]: ("sent", r["gateway_message_id"], r["credits_charged"], "job-1") for r in rows}
+
+
+def test_id_lists_with_commas_still_match_exactly(env):
+    """The id-list predicate sends a comma-joined text on PostgreSQL; a list holding a comma falls back
+    to an array parameter, so no value is ever split into others."""
+    ids = [env.d.send_sms(f"99546543{i:02d}", f"Your OTP is {1000 + i}", **OTP) for i in range(2)]
+    with reading(env.ctx.engine) as conn:
+        assert store.states_of(conn, [ids[0], f"{ids[0]},{ids[1]}"]) == {ids[0]: "queued"}
+        assert store.states_of(conn, ids) == {ids[0]: "queued", ids[1]: "queued"}
