@@ -12,12 +12,10 @@ from sqlalchemy import Connection, and_, any_, delete, func, insert, select, upd
 
 from ..models import BATCH, BREAKER, MESSAGE, OPT_OUT
 from ..states import BatchState, HoldReason, State
-from ._base import text_array
+from ._base import B, M, text_array
 
 OO = OPT_OUT.c
 K = BREAKER.c
-M = MESSAGE.c
-B = BATCH.c
 
 #: Numbers per ``IN (...)`` on SQLite (which allows 32766 parameters); PostgreSQL takes one array.
 IN_CHUNK = 900
