@@ -7,6 +7,7 @@ a parent's connections).
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 
 from .errors import StorageUnavailable
@@ -56,7 +57,7 @@ def _existing_file(url: str) -> str:
 
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(_existing_file(url), connect_args={"timeout": 60, "check_same_thread": False},
-                           pool_size=5, max_overflow=10)
+                           pool_size=5, max_overflow=10, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -104,8 +105,26 @@ def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     if is_sqlite(url):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
-                         connect_args={"connect_timeout": 5})
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True,
+                           connect_args={"connect_timeout": 5})
+    event.listen(engine, "handle_error", _without_row_values)
+    return engine
+
+
+#: A DETAIL line of a PostgreSQL error, up to the next line that starts another field (HINT:, ...).
+_DETAIL = re.compile(r"^DETAIL:.*?(?=^[A-Z]+:|\Z)", re.M | re.S)
+
+
+def _without_row_values(context: ExceptionContext) -> None:
+    """PostgreSQL's DETAIL quotes values (``Failing row contains (..., 919812345678, 'Your code...')``,
+    ``Key (idempotency_key)=(...) already exists``), and message rows hold phone numbers and texts: an
+    error's text (a traceback, a task failure in Flower, a 500's log) keeps the message and the statement
+    (its parameters are hidden by ``hide_parameters``), never the values. The exception classes are kept,
+    and the driver's ``diag`` still has the detail for code that asks."""
+    for exc in (context.original_exception, context.sqlalchemy_exception):
+        if exc is not None and exc.args and isinstance(exc.args[0], str) and "DETAIL:" in exc.args[0]:
+            exc.args = (_DETAIL.sub("DETAIL: (hidden: it quotes row values)\n", exc.args[0]),
+                        *exc.args[1:])
 
 
 def get_engine(url: str) -> Engine:

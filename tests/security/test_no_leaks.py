@@ -201,3 +201,27 @@ def test_no_key_no_password_and_no_unmasked_number_anywhere(make_stack, private_
     print(f"SECURITY leak search: {sum(len(t) for t in places.values()) / 1e6:.1f} MB searched in "
           f"{len(places)} places ({len(tap.events)} task events, {len(receiver.posts)} webhooks); "
           f"{len(numbers)} numbers, 3 secrets: no leak")
+
+
+def test_database_errors_do_not_carry_the_statement_parameters(database_url):
+    """A failing statement's error (what a traceback, a task failure in Flower or a 500 log shows) names
+    the statement, never its parameters or the row PostgreSQL quotes in its DETAIL: message rows hold
+    phone numbers and texts."""
+    import traceback
+
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from dispatcher.db import get_engine, transaction, upgrade
+    from dispatcher.models import MESSAGE
+
+    upgrade(database_url)
+    number, text = "919812345678", "Your secret code 481516"
+    row = {"id": "x" * 32, "state": "queued", "channel": "otp", "sender_id": "SMSPNT", "template_id": "1",
+           "number": number, "text": text, "created_at": None}  # created_at is NOT NULL: refused
+    with pytest.raises(IntegrityError) as info, transaction(get_engine(database_url)) as conn:
+        conn.execute(insert(MESSAGE), [row])
+    shown = "".join(traceback.format_exception(info.value))  # the driver's error is chained in it
+    assert "INSERT INTO message" in shown and "created_at" in shown, shown  # what and where stay named
+    assert number[2:] not in shown and "481516" not in shown, shown
+    assert "hidden" in shown, shown
