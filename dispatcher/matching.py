@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .numbers import national_key
 
@@ -30,6 +31,29 @@ from .numbers import national_key
 def text_key(text: str | None) -> str:
     """Texts compared as the gateway may echo them: runs of whitespace are one space, ends trimmed."""
     return " ".join((text or "").split())
+
+
+class Mine(Protocol):
+    """What pairing reads of one of our messages: :class:`Ours`, or a row that has these fields (the
+    sender passes the batch's rows as they are, without a copy per recipient)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+class Entry(Protocol):
+    """What pairing reads of one entry of an answer: :class:`Theirs`, or a parsed ``MessageData`` row."""
+
+    @property
+    def number(self) -> str | None: ...
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +86,9 @@ class Pairing:
     repeats: int = 0  #: entries dropped because an earlier entry had the same message id
 
 
-def pair(ours: Sequence[Ours], theirs: Sequence[Theirs], *, use_ids: bool = False) -> Pairing:
-    """Pair entries with messages (see the module docstring for the rules)."""
+def pair(ours: Sequence[Mine], theirs: Sequence[Entry], *, use_ids: bool = False) -> Pairing:
+    """Pair entries with messages (see the module docstring for the rules); ``use_ids`` pairs first by the
+    gateway message id our messages already hold (:class:`Ours`)."""
     if not use_ids:
         fast = _in_order(ours, theirs)
         if fast is not None:
@@ -71,7 +96,7 @@ def pair(ours: Sequence[Ours], theirs: Sequence[Theirs], *, use_ids: bool = Fals
     return _pair_by_rules(ours, theirs, use_ids=use_ids)
 
 
-def _in_order(ours: Sequence[Ours], theirs: Sequence[Theirs]) -> Pairing | None:
+def _in_order(ours: Sequence[Mine], theirs: Sequence[Entry]) -> Pairing | None:
     """The common answer: one entry per message, in our order, each with its message's number and text
     (as sent, or in another form the rules accept), no message id twice. The rules pair it position by
     position (among messages identical in number and text, order decides), so this checks that in one
@@ -91,7 +116,7 @@ def _in_order(ours: Sequence[Ours], theirs: Sequence[Theirs]) -> Pairing | None:
     return Pairing(pairs=[(i, i) for i in range(len(ours))])
 
 
-def _pair_by_rules(ours: Sequence[Ours], theirs: Sequence[Theirs], *, use_ids: bool = False) -> Pairing:
+def _pair_by_rules(ours: Sequence[Mine], theirs: Sequence[Entry], *, use_ids: bool = False) -> Pairing:
     out = Pairing()
     entries = _distinct(theirs, out)
     free = [True] * len(ours)
@@ -126,7 +151,7 @@ def _pair_by_rules(ours: Sequence[Ours], theirs: Sequence[Theirs], *, use_ids: b
     return out
 
 
-def _distinct(theirs: Sequence[Theirs], out: Pairing) -> list[int]:
+def _distinct(theirs: Sequence[Entry], out: Pairing) -> list[int]:
     """Indices of the entries, without those repeating an earlier entry's message id (counted)."""
     seen: set[str] = set()
     entries: list[int] = []
@@ -140,13 +165,14 @@ def _distinct(theirs: Sequence[Theirs], out: Pairing) -> list[int]:
     return entries
 
 
-def _pair_by_id(ours: Sequence[Ours], theirs: Sequence[Theirs], entries: list[int], free: list[bool],
+def _pair_by_id(ours: Sequence[Mine], theirs: Sequence[Entry], entries: list[int], free: list[bool],
                 out: Pairing) -> list[int]:
     """Pair entries whose message id one of our messages already holds; returns the other entries."""
     by_gmid: dict[str, int] = {}
     for i, m in enumerate(ours):
-        if m.gateway_message_id:
-            by_gmid.setdefault(m.gateway_message_id, i)
+        gmid = getattr(m, "gateway_message_id", None)
+        if gmid:
+            by_gmid.setdefault(gmid, i)
     rest: list[int] = []
     for j in entries:
         i = by_gmid.get(theirs[j].message_id or "", -1)
@@ -185,7 +211,7 @@ def _letters(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
-def _interchangeable(ours: Sequence[Ours], idx: Sequence[int]) -> bool:
+def _interchangeable(ours: Sequence[Mine], idx: Sequence[int]) -> bool:
     """Whether the messages at ``idx`` all have the same text (same number assumed): any may take an id."""
     return len({text_key(ours[i].text) for i in idx}) == 1
 
@@ -214,7 +240,7 @@ class Accounting:
     repeats: int = 0  #: answer entries listed twice
 
 
-def account(ours: Sequence[Ours], listed: Sequence[Theirs] | None,
+def account(ours: Sequence[Mine], listed: Sequence[Entry] | None,
             refused: Sequence[Refusal] = ()) -> Accounting:
     """Account for every message of a call from the gateway's answer.
 
@@ -225,18 +251,21 @@ def account(ours: Sequence[Ours], listed: Sequence[Theirs] | None,
     messages it means; ``unconfirmed`` otherwise.
     """
     out = Accounting()
-    by_number: dict[str, list[int]] = defaultdict(list)
-    for i, m in enumerate(ours):
-        by_number[national_key(m.number)].append(i)
     covered = [listed is None] * len(ours)
+    by_number: dict[str, list[int]] | None = None
     if listed is not None:
-        _cover_listed(ours, listed, by_number, covered, out)
-    refusals: dict[str, list[str]] = defaultdict(list)
-    for r in refused:
-        refusals[national_key(r.number)].append(r.reason)
-    for n, reasons in refusals.items():
-        _refuse(ours, [i for i in by_number.get(n, []) if listed is None or not covered[i]], reasons,
-                covered, out, whole_call=listed is None)
+        by_number = _cover_listed(ours, listed, covered, out)
+    if refused:
+        by_number = by_number if by_number is not None else _by_number(ours)
+        refusals: dict[str, list[str]] = defaultdict(list)
+        for r in refused:
+            refusals[national_key(r.number)].append(r.reason)
+        for n, reasons in refusals.items():
+            _refuse(ours, [i for i in by_number.get(n, []) if listed is None or not covered[i]], reasons,
+                    covered, out, whole_call=listed is None)
+    if not out.failed and all(covered):  # the common answer: every message listed (or the one-id answer)
+        out.accepted = [m.id for m in ours]
+        return out
     for i, m in enumerate(ours):
         if m.id in out.failed:
             continue
@@ -248,9 +277,18 @@ def account(ours: Sequence[Ours], listed: Sequence[Theirs] | None,
     return out
 
 
-def _cover_listed(ours: Sequence[Ours], listed: Sequence[Theirs], by_number: dict[str, list[int]],
-                  covered: list[bool], out: Accounting) -> None:
-    """Mark the messages ``MessageData`` accounts for, and record the ids that could be paired."""
+def _by_number(ours: Sequence[Mine]) -> dict[str, list[int]]:
+    """Our messages' indexes by national number."""
+    by_number: dict[str, list[int]] = defaultdict(list)
+    for i, m in enumerate(ours):
+        by_number[national_key(m.number)].append(i)
+    return by_number
+
+
+def _cover_listed(ours: Sequence[Mine], listed: Sequence[Entry], covered: list[bool],
+                  out: Accounting) -> dict[str, list[int]] | None:
+    """Mark the messages ``MessageData`` accounts for, and record the ids that could be paired. Returns
+    our messages by number when it needed them (None when every message was paired)."""
     p = pair(ours, listed)
     out.unmatched, out.ambiguous, out.repeats = len(p.unmatched), len(p.ambiguous), p.repeats
     for i, j in p.pairs:
@@ -258,6 +296,9 @@ def _cover_listed(ours: Sequence[Ours], listed: Sequence[Theirs], by_number: dic
         mid = listed[j].message_id
         if mid:
             out.ids[ours[i].id] = mid
+    if len(p.pairs) == len(ours):
+        return None
+    by_number = _by_number(ours)
     per_number: dict[str, int] = defaultdict(int)
     for j in (*(j for _, j in p.pairs), *p.ambiguous):
         per_number[national_key(listed[j].number)] += 1
@@ -265,9 +306,10 @@ def _cover_listed(ours: Sequence[Ours], listed: Sequence[Theirs], by_number: dic
         if per_number.get(n, 0) >= len(idx):
             for i in idx:
                 covered[i] = True
+    return by_number
 
 
-def _refuse(ours: Sequence[Ours], candidates: list[int], reasons: list[str], covered: list[bool],
+def _refuse(ours: Sequence[Mine], candidates: list[int], reasons: list[str], covered: list[bool],
             out: Accounting, *, whole_call: bool) -> None:
     """Fail the messages ``Rejected`` names for one number, when that is decidable: as many refusals as
     candidates, or candidates that are interchangeable. Otherwise none is failed and all stay open

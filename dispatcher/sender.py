@@ -37,9 +37,9 @@ from .errors import (
     RetryableGatewayError,
     StorageUnavailable,
 )
-from .gateway import Recipient, SendResult
+from .gateway import SendResult
 from .gateway.retry import unsent_retry
-from .matching import Ours, Refusal, Theirs, account
+from .matching import Refusal, account
 from .numbers import mask
 from .observe import observe_batch, observe_call, observe_unconfirmed
 from .schedule import next_window_start
@@ -185,9 +185,8 @@ def _reserve(ctx: Context, package: str, credits: int) -> bool:
 def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[store.Outgoing],
           credits: int, sending_at: datetime) -> SendOutcome:
     batch_id = batch.id
-    recipients = [Recipient(m.number, m.text) for m in messages]
     s = ctx.settings
-    observe_batch(ctx, len(recipients), batch.lane)
+    observe_batch(ctx, len(messages), batch.lane)
     try:
         for attempt in unsent_retry(s.retry_max_attempts, s.retry_max_elapsed_s):
             with attempt:
@@ -195,7 +194,7 @@ def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[
                     _still_sending(ctx, batch_id)
                 started = time.monotonic()
                 try:
-                    result = ctx.client.send_bulk(recipients, sender_id=batch.sender_id,
+                    result = ctx.client.send_bulk(messages, sender_id=batch.sender_id,
                                                   template_id=batch.template_id, channel=channel,
                                                   is_unicode=bool(batch.is_unicode))
                 except GatewayError as exc:
@@ -237,9 +236,8 @@ def _record(ctx: Context, batch: store.BatchRow, channel: Channel, messages: lis
     `queued` (states.THROUGH_BATCH). If the sweeper judged the batch stale meanwhile (its messages are
     `unknown`), the answer is still the truth and is written over `unknown`: listed -> `sent`, refused ->
     `failed`; the unlisted stay `unknown`."""
-    ours = [Ours(m.id, m.number, m.text) for m in messages]
-    listed = [Theirs(sm.number, sm.text, sm.message_id) for sm in result.messages] if result.listed else None
-    acc = account(ours, listed, [Refusal(r.number, r.reason) for r in result.rejected])
+    acc = account(messages, result.messages if result.listed else None,  # rows and entries as they are
+                  [Refusal(r.number, r.reason) for r in result.rejected])
     by_id = {m.id: m for m in messages}
     sent_rows = [{"id": mid, "gateway_message_id": acc.ids.get(mid), "credits_charged": by_id[mid].credits}
                  for mid in acc.accepted]

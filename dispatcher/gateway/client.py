@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..settings import MAX_BATCH
 from . import responses as r
-from .responses import Balance, DeliveryReport, Recipient, SenderId, SendResult, Template
+from .responses import Addressed, Balance, DeliveryReport, Recipient, SenderId, SendResult, Template
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -78,7 +78,7 @@ def _known_error(message: str) -> type[GatewayError] | None:
 
 
 def interpret(command: str, status_code: int, body: bytes | str, headers: Mapping[str, str], *,
-              recipients: Sequence[Recipient] = (), job_id: str = "") -> Any:
+              recipients: Sequence[Addressed] = (), job_id: str = "") -> Any:
     """Map one HTTP answer to the command's typed result (see ``responses.PARSERS``) or raise its error.
 
     On a send, anything undocumented (5xx, HTML, truncated JSON, wrong types, a success without usable
@@ -121,7 +121,7 @@ def _raise_for_status(command: str, status_code: int, text: str, headers: Mappin
     return doc
 
 
-def _result(command: str, doc: dict[str, Any], recipients: Sequence[Recipient], job_id: str,
+def _result(command: str, doc: dict[str, Any], recipients: Sequence[Addressed], job_id: str,
             ctx: dict[str, Any]) -> Any:
     """Body-level mapping of a JSON answer with a ``status``."""
     status = doc["status"].strip().lower()
@@ -280,7 +280,7 @@ class SmsPointClient:
         logger.debug("send-single-sms to %s on %s", _mask(number), Channel.parse(channel).value)
         return self._send(r.SEND_SINGLE, fields, [Recipient(number, text)])
 
-    def send_bulk(self, recipients: Sequence[Recipient], *, sender_id: str, template_id: str,
+    def send_bulk(self, recipients: Sequence[Addressed], *, sender_id: str, template_id: str,
                   channel: Channel, is_unicode: bool) -> SendResult:
         """Send up to 2000 SMS in one call (send-bulk-sms); refuses more before any HTTP."""
         if not recipients:
@@ -309,14 +309,14 @@ class SmsPointClient:
         return {"sender_id": sender_id, "template_id": template_id, "channel": str(number),
                 "is_unicode": "1" if is_unicode else "0"}
 
-    def _send(self, command: str, fields: dict[str, str], recipients: list[Recipient], *,
+    def _send(self, command: str, fields: dict[str, str], recipients: list[Addressed], *,
               as_json: bool = False) -> SendResult:
         result: SendResult = self._call(command, fields, recipients=recipients, as_json=as_json)
         logger.info("%s accepted: job %s, %d messages, %d rejected", command, result.job_id,
                     len(result.messages), len(result.rejected))
         return result
 
-    def _call(self, command: str, fields: dict[str, str] | None, *, recipients: Sequence[Recipient] = (),
+    def _call(self, command: str, fields: dict[str, str] | None, *, recipients: Sequence[Addressed] = (),
               job_id: str = "", as_json: bool = False) -> Any:
         """POST ``fields`` as form fields, or (``as_json``) as one JSON object of strings: the two
         encodings the documentation shows for send-bulk-sms (PHP form fields, the C# JSON body)."""

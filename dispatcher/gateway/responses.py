@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..channels import Channel
 
@@ -80,6 +80,16 @@ class Recipient:
 
     number: str
     text: str
+
+
+class Addressed(Protocol):
+    """What a send reads of a recipient: a :class:`Recipient`, or any row with these fields (the sender
+    passes a batch's rows as they are, without a copy per recipient)."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def text(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +261,7 @@ def error_message(data: Mapping[str, Any]) -> str:
     return _text(_get(data, "ErrorMessage"), "ErrorMessage") or ""
 
 
-def parse_send(doc: Mapping[str, Any], recipients: Sequence[Recipient] = ()) -> SendResult:
+def parse_send(doc: Mapping[str, Any], recipients: Sequence[Addressed] = ()) -> SendResult:
     """Both documented send shapes.
 
     * ``data: {ErrorCode, ErrorMessage, JobId, MessageData: [{Number, message_id, message}], Rejected?}``
@@ -275,14 +285,25 @@ def parse_send(doc: Mapping[str, Any], recipients: Sequence[Recipient] = ()) -> 
             raise Malformed("send data has neither MessageData nor a successful message_id")
         job_id = _req(_get(data, "message_id"), "data.message_id")
         return SendResult(job_id, [], rejected, message, error_code or "", listed=False)
-    for i, row in enumerate(_list(rows if rows is not None else [], "data.MessageData")):
-        number = _req(_get(row, "Number", "number", "mobile_number"), f"MessageData[{i}].Number")
-        text = _text(_get(row, "message", "text"), f"MessageData[{i}].message")
-        messages.append(SentMessage(number, _req(_get(row, "message_id"), f"MessageData[{i}].message_id"),
-                                    text))
+    if rows is not None and not isinstance(rows, list):
+        raise Malformed("data.MessageData is not a list")
+    for i, row in enumerate(rows or ()):
+        if type(row) is dict:  # the documented row as the examples write it: read without the general rules
+            number, mid, text = row.get("Number"), row.get("message_id"), row.get("message")
+            if type(number) is str and type(mid) is str and type(text) is str:
+                messages.append(SentMessage(number, mid, text))
+                continue
+        messages.append(_sent_row(_dict(row, f"data.MessageData[{i}]"), i))
     if job_id is None:
         raise Malformed("MessageData without a JobId")
     return SendResult(job_id, messages, rejected, message, error_code or "")
+
+
+def _sent_row(row: Mapping[str, Any], i: int) -> SentMessage:
+    """One ``MessageData`` row in any documented spelling: keys in any case, numbers as numbers."""
+    number = _req(_get(row, "Number", "number", "mobile_number"), f"MessageData[{i}].Number")
+    text = _text(_get(row, "message", "text"), f"MessageData[{i}].message")
+    return SentMessage(number, _req(_get(row, "message_id"), f"MessageData[{i}].message_id"), text)
 
 
 def parse_delivery(doc: Mapping[str, Any], job_id: str = "") -> DeliveryReport:
@@ -303,7 +324,7 @@ def parse_delivery(doc: Mapping[str, Any], job_id: str = "") -> DeliveryReport:
     return DeliveryReport(_text(_get(doc, "job_id"), "job_id") or job_id, entries)
 
 
-PARSERS: dict[str, Callable[[Mapping[str, Any], Sequence[Recipient], str], Any]] = {
+PARSERS: dict[str, Callable[[Mapping[str, Any], Sequence[Addressed], str], Any]] = {
     BALANCE: lambda doc, _r, _j: parse_balance(doc),
     SENDER_IDS: lambda doc, _r, _j: parse_sender_ids(doc),
     TEMPLATES: lambda doc, _r, _j: parse_templates(doc),

@@ -46,7 +46,7 @@ def claim_for_batch(conn: Connection, ids: Sequence[str], batch_id: str, now: da
         .where(ids_match(conn, ids), M.state == State.QUEUED.value, func.coalesce(M.batch_id, "") == "")
         .values(batch_id=batch_id, updated_at=now)
         .returning(M.id))
-    return [r[0] for r in res]
+    return list(res.scalars().all())  # one fetch, not one per row
 
 
 def insert_batch(conn: Connection, row: dict[str, Any]) -> None:

@@ -203,7 +203,7 @@ def move_messages(conn: Connection, ids: Sequence[str], to: State, now: datetime
     res = conn.execute(update(MESSAGE).where(ids_match(conn, ids), M.state.in_(sources(to, frm)))
                        .values(state=to.value, updated_at=now, **stamp, **fit(MESSAGE, values))
                        .returning(M.id))
-    return [r[0] for r in res]
+    return list(res.scalars().all())  # one fetch, not one per row
 
 
 def mark_sent(conn: Connection, rows: Sequence[dict[str, Any]], job_id: str | None, now: datetime, *,
@@ -238,8 +238,15 @@ def _sent_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             return "NULL"
         return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    return {"ids": "{" + ",".join([quoted(r["id"]) for r in rows]) + "}",
-            "gmids": "{" + ",".join([quoted(r["gateway_message_id"]) for r in rows]) + "}",
+    def array(values: list[Any]) -> str:
+        if values and all(type(v) is str for v in values):  # common: strings without " or \, joined at once
+            joined = '","'.join(values)
+            if '"' not in joined and "\\" not in joined:
+                return '{"' + joined + '"}'
+        return "{" + ",".join([quoted(v) for v in values]) + "}"
+
+    return {"ids": array([r["id"] for r in rows]),
+            "gmids": array([r["gateway_message_id"] for r in rows]),
             "crs": "{" + ",".join(["NULL" if r["credits_charged"] is None else str(int(r["credits_charged"]))
                                    for r in rows]) + "}"}
 

@@ -129,3 +129,35 @@ def test_parsers_raise_only_malformed(command, doc):
         r.PARSERS[command](doc if isinstance(doc, dict) else {"data": doc}, RECIPIENTS, "1")
     except r.Malformed:
         pass
+
+
+#: MessageData rows in every spelling the documentation allows and a few it does not: keys in any case,
+#: numbers and ids as numbers, text echoed, absent or null, and wrong types.
+row_values = st.one_of(st.text(max_size=14), st.integers(0, 10**12), st.none(), st.booleans(),
+                       st.floats(allow_nan=False, allow_infinity=False), st.lists(st.integers(), max_size=2))
+row_keys = st.sampled_from(["Number", "number", "NUMBER", "mobile_number", "message_id", "Message_Id",
+                            "message", "Message", "text", "other"])
+message_rows = st.lists(st.one_of(st.dictionaries(row_keys, row_values, max_size=5),
+                                  st.fixed_dictionaries({"Number": st.text(max_size=14),
+                                                         "message_id": st.text(max_size=10),
+                                                         "message": st.text(max_size=20)}),
+                                  row_values), max_size=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(message_rows, st.randoms(use_true_random=False))
+def test_send_rows_read_as_the_general_rules_read_them(rows, rnd):
+    """parse_send reads the documented MessageData row ({Number, message_id, message}, strings) without
+    the general key rules; every row it reads must give what the general rules give, and a row they
+    refuse refuses the answer."""
+    rnd.shuffle(rows)
+    doc = {"status": "success", "data": {"JobId": "7", "MessageData": rows}}
+    try:
+        expected: Any = [r._sent_row(r._dict(row, "row"), i) for i, row in enumerate(rows)]
+    except r.Malformed:
+        expected = r.Malformed
+    try:
+        got: Any = r.parse_send(doc).messages
+    except r.Malformed:
+        got = r.Malformed
+    assert got == expected
