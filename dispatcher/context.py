@@ -89,7 +89,7 @@ class Context:
     def whitelist(self) -> WhitelistSource:
         from .whitelist import WhitelistSource
 
-        return WhitelistSource(self.settings)
+        return WhitelistSource(self.settings, lambda: self.engine)
 
     def warm_up(self) -> None:
         """Open the database and Redis connections and build the clients now, so that the first

@@ -5,7 +5,7 @@ A URL entry is a prefix without its scheme (``smspoint.in`` or ``smspoint.in/tra
 when, scheme and ``www.`` aside and the host compared case-insensitively, it starts with an entry that
 ends at a boundary (``/``, ``?``, ``#``, ``:`` or the end), so ``smspoint.in`` does not list
 ``smspoint.in.example.com``. A call-back number entry is compared by its digits, without a leading ``+91``
-/ ``91`` (12 digits) or trunk ``0``.
+/ ``91`` (before ten digits or a toll-free number) or trunk ``0``.
 
 ``typed`` mode checks the values of ``{#url#}``, ``{#urlott#}`` and ``{#cbn#}`` variables; ``strict`` mode
 also checks every URL and phone number found anywhere in the text (the fixed text too).
@@ -23,6 +23,7 @@ from .errors import LinkNotWhitelisted
 from .templates import CBN_KINDS, URL_KINDS, Slot
 
 Mode = Literal["off", "typed", "strict"]
+Kind = Literal["url", "cbn"]
 
 #: URLs anywhere in a text (strict mode): with a scheme, starting www., or host.tld/path.
 _FIND_URL = re.compile(r"(?:https?://|www\.)\S+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/\S*", re.I)
@@ -34,6 +35,10 @@ _TRAILING = ".,;:!?)]}'\">"
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
 
+#: India's toll-free prefixes (11-digit numbers: 1800 123 4567).
+TOLL_FREE = ("1800", "1860")
+
+
 def url_key(url: str) -> str:
     """A URL or entry as compared: no scheme, no leading ``www.``, host lower-cased."""
     rest = _SCHEME.sub("", url.strip())
@@ -43,9 +48,10 @@ def url_key(url: str) -> str:
 
 
 def cbn_key(number: str) -> str:
-    """A call-back number as compared: its digits, without +91 / 91 (on 12 digits) or a trunk 0."""
+    """A call-back number as compared: its digits, without +91 / 91 (before ten digits, or before a
+    1800 / 1860 toll-free number) or a trunk 0."""
     digits = "".join(c for c in number if c.isdigit())
-    if len(digits) == 12 and digits.startswith("91"):
+    if digits.startswith("91") and (len(digits) == 12 or (len(digits) == 13 and digits[2:6] in TOLL_FREE)):
         digits = digits[2:]
     return digits.lstrip("0") or digits
 
@@ -77,20 +83,52 @@ def parse_whitelist(text: str, source: str = "whitelist") -> tuple[list[str], li
     Raises ValueError naming the line for anything else."""
     urls: list[str] = []
     cbns: list[str] = []
+    for n, (kind, entry) in whitelist_lines(text):
+        try:
+            check_entry(kind, entry)
+        except ValueError as exc:
+            raise ValueError(f"{source} line {n}: {exc}") from None
+        (urls if kind == "url" else cbns).append(entry)
+    return urls, cbns
+
+
+def whitelist_lines(text: str) -> list[tuple[int, tuple[Kind, str]]]:
+    """(line number, (kind, entry)) of each entry line of a whitelist file, unchecked: ``url ENTRY`` or
+    ``cbn ENTRY``, or a bare entry (digits, spaces, + and -: a call-back number; anything else a URL)."""
+    out: list[tuple[int, tuple[Kind, str]]] = []
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        kind, _, entry = line.partition(" ")
-        if kind not in ("url", "cbn") or not entry.strip():
+        word, _, entry = line.partition(" ")
+        kind: Kind
+        if word in ("url", "cbn") and entry.strip():
+            kind = "url" if word == "url" else "cbn"
+        else:
             kind, entry = ("cbn" if re.fullmatch(r"[0-9 +-]+", line) else "url"), line
-        entry = entry.strip()
-        if kind == "cbn" and not 3 <= len(cbn_key(entry)) <= 15:
-            raise ValueError(f"{source} line {n}: {entry!r} is not a call-back number (3-15 digits)")
-        if kind == "url" and (any(c.isspace() for c in entry) or "." not in url_key(entry).split("/")[0]):
-            raise ValueError(f"{source} line {n}: {entry!r} is not a URL prefix such as example.in/path")
-        (urls if kind == "url" else cbns).append(entry)
-    return urls, cbns
+        out.append((n, (kind, entry.strip())))
+    return out
+
+
+#: Longest whitelist entry (the database column's size).
+ENTRY_MAX = 200
+
+
+def check_entry(kind: str, entry: str) -> str:
+    """The key ``entry`` is compared by (url_key / cbn_key); ValueError saying why it cannot be a ``kind``
+    entry: a URL prefix such as example.in/path, a call-back number of 3-15 digits."""
+    if kind not in ("url", "cbn"):
+        raise ValueError(f"{kind!r} is not a kind of entry (url or cbn)")
+    if not entry or len(entry) > ENTRY_MAX or not entry.isprintable():
+        raise ValueError(f"{entry!r} is not an entry (1-{ENTRY_MAX} printable characters)")
+    if kind == "cbn":
+        key = cbn_key(entry)
+        if not 3 <= len(key) <= 15:
+            raise ValueError(f"{entry!r} is not a call-back number (3-15 digits)")
+        return key
+    if any(c.isspace() for c in entry) or "." not in url_key(entry).split("/")[0]:
+        raise ValueError(f"{entry!r} is not a URL prefix such as example.in/path")
+    return url_key(entry)
 
 
 @dataclass(frozen=True)
@@ -131,8 +169,8 @@ class LinkRules:
     @staticmethod
     def _why(what: str, at: int, value: str, listname: str, entries: frozenset[str], *,
              strict: bool = False) -> str:
-        empty = " (the list is empty: set DLT_URL_WHITELIST, DLT_CBN_WHITELIST or DLT_WHITELIST_FILE)" \
-            if not entries else ""
+        empty = (" (the list is empty: 'smsdispatch whitelist add', or set DLT_URL_WHITELIST, "
+                 "DLT_CBN_WHITELIST or DLT_WHITELIST_FILE)") if not entries else ""
         mode = " (DLT_LINKS=strict)" if strict else ""
         shown = json.dumps(value, ensure_ascii=False)
         return f"{what} at character {at + 1}: {shown} is not on the {listname} whitelist{mode}{empty}"

@@ -199,7 +199,21 @@ class Breaker(SQLModel, table=True):
     released_by: str | None = Field(default=None, max_length=64)
 
 
+class LinkWhitelist(SQLModel, table=True):
+    """A URL prefix or call-back number on the account's DLT whitelist (kept in the database: added and
+    removed at run time, read by every process within seconds); who added it, when and why."""
+
+    __tablename__ = "link_whitelist"
+
+    kind: str = Field(primary_key=True, max_length=3)  #: url | cbn
+    key: str = Field(primary_key=True, max_length=200)  #: as compared (links.url_key / links.cbn_key)
+    entry: str = Field(max_length=200)  #: as given
+    created_at: datetime
+    source: str | None = Field(default=None, max_length=64)  #: who added it (operator, import file...)
+    note: str | None = Field(default=None, max_length=200)
+
 
 API_KEY = ApiKey.__table__  # type: ignore[attr-defined]
 OPT_OUT = OptOut.__table__  # type: ignore[attr-defined]
 BREAKER = Breaker.__table__  # type: ignore[attr-defined]
+LINK_WHITELIST = LinkWhitelist.__table__  # type: ignore[attr-defined]

@@ -72,7 +72,9 @@ def reason_text(channel: str, when: datetime, tz: str) -> str:
     return f"opted out of {channel} on {when.astimezone(ZoneInfo(tz)).date().isoformat()}"
 
 
-def _text(value: object, field: str, longest: int) -> str:
+def clean_text(value: object, field: str, longest: int) -> str:
+    """A short free text (reason, source, note): a printable string of at most ``longest`` characters,
+    trimmed; ValidationError naming ``field`` otherwise."""
     if not isinstance(value, str):
         raise ValidationError(field, f"must be a string, got {type(value).__name__}")
     if len(value) > longest or not value.isprintable():
@@ -85,8 +87,8 @@ def _rows(ctx: Context, number: object, channels: object, reason: object, source
     """Validated opt-out rows (raises ValidationError naming the field)."""
     num = normalize(number, ctx.settings.default_region, field=f"{prefix}number")  # type: ignore[arg-type]
     chans = parse_channels(channels, f"{prefix}channels")
-    why = _text(reason, f"{prefix}reason", REASON_MAX) or None
-    who = _text(source, f"{prefix}source", SOURCE_MAX) or None
+    why = clean_text(reason, f"{prefix}reason", REASON_MAX) or None
+    who = clean_text(source, f"{prefix}source", SOURCE_MAX) or None
     return [{"number": num, "channel": c, "created_at": now, "reason": why, "source": who} for c in chans]
 
 

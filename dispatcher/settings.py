@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Whitelisted call-back numbers, comma-separated")
     dlt_whitelist_file: str | None = Field(
         default=None, description="File of whitelist entries ('url X' / 'cbn N' lines), re-read on change")
+    dlt_whitelist_db: bool = Field(
+        default=True, description="Whitelist entries from the database too ('smsdispatch whitelist add')")
+    dlt_whitelist_reload_s: float = Field(
+        default=2.0, ge=0, le=3600, description="Seconds between two looks at the whitelist file and "
+        "database in each process (how soon an added or removed entry counts everywhere)")
     breaker_window: int = Field(default=200, ge=1, description="Breaker: recent messages judged per group")
     breaker_threshold: float = Field(default=0.2, gt=0, le=1,
                                      description="Breaker: share of bad outcomes that opens it")

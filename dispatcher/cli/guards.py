@@ -1,4 +1,5 @@
-"""Guard commands: ``optout add | remove | list | import | export`` and ``breaker list | release``."""
+"""Guard commands: ``optout add | remove | list | import | export``, ``whitelist add | remove | list |
+import | export`` and ``breaker list | release``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .. import breaker, optout
+from .. import breaker, optout, whitelist
 from .common import err, fmt_time, out, print_json, state
 
 JSON_HELP = "Print the result as JSON (for scripts)."
@@ -136,6 +137,87 @@ def breaker_release(ctx: typer.Context,
     out.print(f"released: {n} message(s) queued again")
 
 
+whitelist_app = typer.Typer(help="The DLT whitelist of URL prefixes and call-back numbers kept in the "
+                            "database (every process reads it again within DLT_WHITELIST_RELOAD_S).",
+                            no_args_is_help=True)
+KIND_HELP = "url (a URL prefix such as pay.example.in/t) or cbn (a call-back number)."
+
+
+@whitelist_app.command("add")
+def whitelist_add(ctx: typer.Context, kind: str = typer.Argument(..., help=KIND_HELP),
+                  entry: str = typer.Argument(..., help="The URL prefix or number."),
+                  note: str = typer.Option("", "--note", help="Why (e.g. the DLT registration)."),
+                  by: str = typer.Option("cli", "--by", help="Who added it.")) -> None:
+    """Whitelist a URL prefix or call-back number.
+
+    Example:
+
+        smsdispatch whitelist add url pay.smspoint.in/i --note "payment links"
+    """
+    added = whitelist.add(kind, entry, note, by, ctx=state(ctx).ctx)
+    out.print(f"{kind} {entry}: {'added' if added else 'already listed'}")
+
+
+@whitelist_app.command("remove")
+def whitelist_remove(ctx: typer.Context, kind: str = typer.Argument(..., help=KIND_HELP),
+                     entry: str = typer.Argument(..., help="The URL prefix or number.")) -> None:
+    """Take an entry off the database's whitelist (entries from settings or the file stay)."""
+    removed = whitelist.remove(kind, entry, ctx=state(ctx).ctx)
+    out.print(f"{kind} {entry}: {'removed' if removed else 'was not listed'}")
+    if not removed:
+        raise typer.Exit(1)
+
+
+@whitelist_app.command("list")
+def whitelist_list(ctx: typer.Context,
+                   kind: str | None = typer.Option(None, "--kind", help="Only url or only cbn entries."),
+                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List the database's whitelist (kind, entry, since, by, note)."""
+    st = state(ctx)
+    rows = whitelist.entries(st.ctx, kind)
+    if as_json:
+        print_json(rows)
+        return
+    t = Table()
+    for col in ("kind", "entry", "since", "by", "note"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.kind, r.entry, fmt_time(r.created_at, st.settings.timezone), r.source or "-",
+                  r.note or "-")
+    out.print(t)
+
+
+@whitelist_app.command("import")
+def whitelist_import(ctx: typer.Context,
+                     path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                                 help="A file of 'url X' / 'cbn N' lines, # comments."),
+                     source: str = typer.Option("", "--by", help="Who added them (default: the file name).")
+                     ) -> None:
+    """Add a whitelist file's entries; all or nothing (any invalid line refuses the file).
+
+    Example:
+
+        smsdispatch whitelist import whitelist.txt
+    """
+    res = whitelist.import_file(state(ctx).ctx, path, source)
+    out.print(f"imported {res.rows} entr(ies): {res.added} new")
+
+
+@whitelist_app.command("export")
+def whitelist_export(ctx: typer.Context,
+                     path: Path | None = typer.Argument(None, help="Where to write (default: stdout).")
+                     ) -> None:
+    """Write the database's whitelist in the file format ('whitelist import' reads it back)."""
+    st = state(ctx)
+    if path is None:
+        whitelist.export(st.ctx, sys.stdout)
+        return
+    with path.open("w", encoding="utf-8") as fh:
+        n = whitelist.export(st.ctx, fh)
+    err.print(f"exported {n} entr(ies) to {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(optout_app, name="optout")
+    app.add_typer(whitelist_app, name="whitelist")
     app.add_typer(breaker_app, name="breaker")

@@ -1,5 +1,5 @@
-"""Named queries of the guards before a credit is spent: opt-outs (suppression list) and breakers.
-The caller owns the transaction."""
+"""Named queries of the guards before a credit is spent: opt-outs (suppression list), the DLT link
+whitelist and breakers. The caller owns the transaction."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, any_, delete, func, insert, select, update
 
-from ..models import BATCH, BREAKER, MESSAGE, OPT_OUT
+from ..models import BATCH, BREAKER, LINK_WHITELIST, MESSAGE, OPT_OUT
 from ..states import BatchState, HoldReason, State
 from ._base import B, M, text_array
 
 OO = OPT_OUT.c
 K = BREAKER.c
+WL = LINK_WHITELIST.c
 
 #: Numbers per ``IN (...)`` on SQLite (which allows 32766 parameters); PostgreSQL takes one array.
 IN_CHUNK = 900
@@ -30,6 +31,25 @@ class OptOutRow:
     source: str | None
 
 
+@dataclass(frozen=True)
+class WhitelistRow:
+    kind: str  #: url | cbn
+    key: str  #: as compared
+    entry: str  #: as given
+    created_at: datetime
+    source: str | None
+    note: str | None
+
+
+def _insert_new(conn: Connection, table: Any, keys: list[str]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING, in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
 # --------------------------------------------------------------------------- opt-outs
 
 
@@ -38,11 +58,7 @@ def add_opt_outs(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     date and reason. Returns how many were new."""
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(OPT_OUT).on_conflict_do_nothing(index_elements=["number", "channel"])
+    stmt = _insert_new(conn, OPT_OUT, ["number", "channel"])
     return len(conn.execute(stmt.returning(OO.number), list(rows)).all())
 
 
@@ -94,6 +110,31 @@ def opt_outs(conn: Connection, *, channel: str | None = None, number: str | None
 def count_opt_outs(conn: Connection) -> dict[str, int]:
     """Opt-outs per channel."""
     return {r[0]: int(r[1]) for r in conn.execute(select(OO.channel, func.count()).group_by(OO.channel))}
+
+
+# --------------------------------------------------------------------------- the link whitelist
+
+
+def add_whitelist(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert (kind, key, entry, created_at, source, note) rows; an entry already listed keeps its first
+    date and note. Returns how many were new."""
+    if not rows:
+        return 0
+    stmt = _insert_new(conn, LINK_WHITELIST, ["kind", "key"])
+    return len(conn.execute(stmt.returning(WL.key), list(rows)).all())
+
+
+def remove_whitelist(conn: Connection, kind: str, key: str) -> int:
+    """Delete one entry (by its compared key); returns 1 if it was listed."""
+    return conn.execute(delete(LINK_WHITELIST).where(WL.kind == kind, WL.key == key)).rowcount or 0
+
+
+def whitelist(conn: Connection, kind: str | None = None) -> list[WhitelistRow]:
+    """Every entry (a whitelist is short: tens to hundreds), by kind and key."""
+    q = select(WL.kind, WL.key, WL.entry, WL.created_at, WL.source, WL.note)
+    if kind is not None:
+        q = q.where(WL.kind == kind)
+    return [WhitelistRow(*r) for r in conn.execute(q.order_by(WL.kind, WL.key)).all()]
 
 
 # --------------------------------------------------------------------------- breakers

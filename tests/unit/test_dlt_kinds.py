@@ -7,7 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatcher.errors import LinkNotWhitelisted, TemplateMismatch, ValidationError
-from dispatcher.links import LinkRules, cbn_key, find_phones, find_urls, parse_whitelist, url_key, url_listed
+from dispatcher.links import (
+    LinkRules,
+    cbn_key,
+    check_entry,
+    find_phones,
+    find_urls,
+    parse_whitelist,
+    url_key,
+    url_listed,
+    whitelist_lines,
+)
 from dispatcher.templates import (
     KINDS,
     VAR_MAX,
@@ -167,9 +177,10 @@ def test_typed_mode_checks_url_and_cbn_values() -> None:
 
 
 def test_an_empty_whitelist_says_how_to_fill_it() -> None:
-    """With no entries at all the refusal names the settings that hold the whitelist."""
+    """With no entries at all the refusal names the command and the settings that fill the whitelist."""
     text = "Visit https://pay.in"
-    with pytest.raises(LinkNotWhitelisted, match="list is empty: set DLT_URL_WHITELIST"):
+    why = "list is empty: 'smsdispatch whitelist add', or set DLT_URL_WHITELIST, DLT_CBN_WHITELIST or DLT_"
+    with pytest.raises(LinkNotWhitelisted, match=why):
         LinkRules().check(text, match_slots("Visit {#url#}", text))
 
 
@@ -201,3 +212,55 @@ def test_whitelist_file_lines() -> None:
         parse_whitelist("shop.in\nnot a url\n", "wl")
     with pytest.raises(ValueError, match="wl line 1: '12' is not a call-back number"):
         parse_whitelist("cbn 12", "wl")
+
+
+hosts = st.from_regex(r"(www\.)?[a-zA-Z0-9-]{1,12}(\.[a-zA-Z0-9-]{1,8}){0,2}\.(in|com|IN)", fullmatch=True)
+paths = st.from_regex(r"(/[a-zA-Z0-9_-]{1,8}){0,3}", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["", "http://", "https://", "HTTPS://"]), hosts, paths)
+def test_an_accepted_url_entry_lists_itself_and_what_lies_below_it(scheme, host, path):
+    """Every URL prefix check_entry accepts is keyed as links compares URLs: the entry itself, any scheme
+    of it, and any path below it are listed; a longer host is not."""
+    entry = scheme + host + path
+    key = check_entry("url", entry)
+    assert key == url_key(entry)
+    rules = LinkRules.build([entry], [])
+    assert url_listed(entry, rules.urls)
+    assert url_listed(f"https://{host}{path}/more?x=1", rules.urls)
+    assert not url_listed(f"https://{host}x{path}", rules.urls)  # pay.inx is another host
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["", "+91 ", "91", "0"]), st.from_regex(r"[6-9][0-9]{9}", fullmatch=True),
+       st.sampled_from(["", "-", " "]))
+def test_a_call_back_number_entry_is_keyed_by_its_national_digits(prefix, digits, sep):
+    entry = prefix + digits[:5] + sep + digits[5:]
+    assert check_entry("cbn", entry) == digits == cbn_key(entry)
+
+
+@pytest.mark.parametrize(("kind", "entry", "reason"), [
+    ("url", "localhost/x", "is not a URL prefix"), ("url", "a b.in", "is not a URL prefix"),
+    ("cbn", "12", "is not a call-back number"), ("cbn", "1234567890123456", "is not a call-back number"),
+    ("url", "x" * 190 + ".in/" + "y" * 10, "is not an entry (1-200 printable characters)"),
+    ("url", "pay.in/\t", "is not an entry"), ("tel", "18001234567", "is not a kind of entry"),
+])
+def test_check_entry_says_why_an_entry_is_refused(kind, entry, reason):
+    with pytest.raises(ValueError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        check_entry(kind, entry)
+
+
+def test_whitelist_lines_read_kinds_and_bare_entries_with_their_line_numbers():
+    text = "# comment\n\nurl pay.in/t\ncbn 1800 123 4567\n+91 98765 43210\nexample.com\nurl\n"
+    assert whitelist_lines(text) == [(3, ("url", "pay.in/t")), (4, ("cbn", "1800 123 4567")),
+                                     (5, ("cbn", "+91 98765 43210")), (6, ("url", "example.com")),
+                                     (7, ("url", "url"))]
+    with pytest.raises(ValueError, match="whitelist line 7: 'url' is not a URL prefix"):
+        parse_whitelist(text)
+
+
+@pytest.mark.parametrize("written", ["1800 123 4567", "+91 1800-123-4567", "91 1800 1234567", "18001234567"])
+def test_a_toll_free_number_is_one_entry_however_it_is_written(written):
+    assert cbn_key(written) == "18001234567"
+    assert LinkRules.build([], [written]).cbns == frozenset({"18001234567"})
