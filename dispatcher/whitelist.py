@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,8 +40,8 @@ Entries = tuple[tuple[str, ...], tuple[str, ...]]  # (URL entries, call-back num
 
 class WhitelistSource:
     """``get()`` returns the current LinkRules: the settings' entries, the file's (``DLT_WHITELIST_FILE``,
-    re-read when its modification time or size changed) and the database's (``DLT_WHITELIST_DB``), looked
-    at again at most every ``check_every_s`` seconds.
+    re-read when its modification time or size changed) and the database's (``DLT_WHITELIST_DB``, read
+    again in the background), looked at again at most every ``DLT_WHITELIST_RELOAD_S`` seconds.
 
     A source that cannot be read keeps the entries it last gave (a warning is logged); one that was never
     read refuses, typed, so nothing is checked against a list that is missing part of itself."""
@@ -55,6 +56,7 @@ class WhitelistSource:
         self._file: Entries | None = None
         self._stamp: tuple[float, int] | None = None
         self._db: Entries | None = None
+        self._refreshing = threading.Lock()
         self._checked = 0.0
 
     def get(self) -> LinkRules:
@@ -92,20 +94,40 @@ class WhitelistSource:
         return self._file
 
     def _read_database(self) -> Entries:
+        """The database's entries: read here the first time; after that, what the last read gave, while
+        a background thread reads them again (a producer's hot path, an API server's event loop, never
+        waits for the database or its outage here)."""
         if self._engine is None:
             return (), ()
-        try:
-            with reading(self._engine()) as conn:
-                rows = guard_store.whitelist(conn)
-        except (StorageUnavailable, SQLAlchemyError) as exc:
-            if self._db is None:
+        if self._db is None:
+            try:
+                self._db = self._fetch()
+            except (StorageUnavailable, SQLAlchemyError) as exc:
                 raise StorageUnavailable(f"whitelist not read from the database: {cause(exc)}") from exc
+            return self._db
+        if self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh_database, name="whitelist-reload", daemon=True).start()
+        return self._db
+
+    def _fetch(self) -> Entries:
+        assert self._engine is not None
+        with reading(self._engine()) as conn:
+            rows = guard_store.whitelist(conn)
+        return (tuple(r.entry for r in rows if r.kind == "url"),
+                tuple(r.entry for r in rows if r.kind == "cbn"))
+
+    def _refresh_database(self) -> None:
+        try:
+            entries = self._fetch()
+        except (StorageUnavailable, SQLAlchemyError) as exc:
             log.warning("whitelist not re-read from the database (%s); keeping the previous entries",
                         cause(exc))
-            return self._db
-        self._db = (tuple(r.entry for r in rows if r.kind == "url"),
-                    tuple(r.entry for r in rows if r.kind == "cbn"))
-        return self._db
+            return
+        finally:
+            self._refreshing.release()
+        if entries != self._db:
+            self._db = entries
+            self._checked = 0.0  # the next get() builds the rules with them
 
 
 # --------------------------------------------------------------------------- library
