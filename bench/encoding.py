@@ -10,7 +10,6 @@ parsing the answer), the simulator's CPU per call (its process's CPU time from /
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from dispatcher.segments import measure
 
 from . import report
 from .harness import Run, simulator
+from .procs import cpu_s
 from .report import Result
 from .workload import rows, split_mix
 
@@ -30,13 +30,6 @@ ENCODINGS = ("form", "json")
 # The simulator's CPU is read from /proc in clock ticks (10 ms): the calls are repeated until each encoding
 # has run this long, so a small run (the smoke size) still measures more than a few ticks.
 MIN_WALL_S = 1.0
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def calls_of(n: int) -> list[tuple[dict[str, Any], list[Recipient]]]:
@@ -68,12 +61,12 @@ def measure_calls(run: Run) -> dict[str, Any]:
                 order = ENCODINGS if i % 2 == 0 else ENCODINGS[::-1]
                 i += 1
                 for e in order:
-                    sim0, cpu0, wall0 = _cpu_s(pid), time.process_time(), time.perf_counter()
+                    sim0, cpu0, wall0 = cpu_s(pid), time.process_time(), time.perf_counter()
                     accepted = _send(clients[e], params, recips)
                     s = spent[e]
                     s["wall_s"] += time.perf_counter() - wall0
                     s["client_cpu_s"] += time.process_time() - cpu0
-                    s["sim_cpu_s"] += _cpu_s(pid) - sim0
+                    s["sim_cpu_s"] += cpu_s(pid) - sim0
                     s["calls"] += 1
                     s["messages"] += len(recips)
                     assert accepted == len(recips), (e, accepted, len(recips))

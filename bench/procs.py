@@ -1,5 +1,6 @@
 """Processes a benchmark starts: Celery workers in their own process group (stopped as a group, told to
-die with the harness), their memory from /proc, and waiting for the simulator to accept messages."""
+die with the harness), their memory and CPU time from /proc, and waiting for the simulator to accept
+messages."""
 
 from __future__ import annotations
 
@@ -87,6 +88,50 @@ def start_worker(env: dict[str, str], logs: Path, name: str, *, queues: Sequence
     return Worker(name, proc, log)
 
 
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cmdlines() -> dict[int, str]:
+    """pid -> command line of every process visible in /proc."""
+    out: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+                out[int(entry.name)] = raw.replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds spent between ``start()`` and ``stop()`` by named groups of processes, each group a
+    function that picks its pids from /proc's command lines (evaluated at both ends, so processes started
+    in between count from 0; one that exits in between is not counted)."""
+
+    def __init__(self, groups: dict[str, Callable[[dict[int, str]], Sequence[int]]]) -> None:
+        self.groups = groups
+        self._before: dict[int, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def start(self) -> None:
+        lines = cmdlines()
+        self._before = {pid: cpu_s(pid) for pick in self.groups.values() for pid in pick(lines)}
+
+    def stop(self) -> dict[str, float]:
+        lines = cmdlines()
+        self.spent = {name: sum(max(0.0, cpu_s(pid) - self._before.get(pid, 0.0)) for pid in set(pick(lines)))
+                      for name, pick in self.groups.items()}
+        return self.spent
 
 
 def memory_kb(pid: int) -> tuple[int, int, int]:

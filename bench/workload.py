@@ -56,11 +56,25 @@ def rows(group: Group, indexes: range) -> Iterator[tuple[str, str]]:
     return ((number(i), group.text(i)) for i in indexes)
 
 
-def enqueue_mix(dispatcher: Dispatcher, n: int, *, offset: int = 0, slice_size: int = 100_000) -> int:
-    """Enqueue ``n`` mixed messages with send_bulk (one call per group and slice); returns the count."""
-    total = 0
+Prepared = list[tuple["Group", list[tuple[str, str]]]]
+
+
+def prepare_mix(n: int, *, offset: int = 0, slice_size: int = 100_000) -> Prepared:
+    """The rows of ``n`` mixed messages, one list per send_bulk call (per group and slice), built ahead:
+    a scenario that times the pipeline builds them before its clock starts, as the limit scenario builds
+    its calls."""
+    out: Prepared = []
     for group, idx in split_mix(n, offset):
         for start in range(idx.start, idx.stop, slice_size):
-            part = range(start, min(start + slice_size, idx.stop))
-            total += len(dispatcher.send_bulk(rows(group, part), **group.params))
-    return total
+            out.append((group, list(rows(group, range(start, min(start + slice_size, idx.stop))))))
+    return out
+
+
+def enqueue_prepared(dispatcher: Dispatcher, calls: Prepared) -> int:
+    """One send_bulk per prepared call; returns the count enqueued."""
+    return sum(len(dispatcher.send_bulk(part, **group.params)) for group, part in calls)
+
+
+def enqueue_mix(dispatcher: Dispatcher, n: int, *, offset: int = 0, slice_size: int = 100_000) -> int:
+    """Enqueue ``n`` mixed messages with send_bulk (one call per group and slice); returns the count."""
+    return enqueue_prepared(dispatcher, prepare_mix(n, offset=offset, slice_size=slice_size))
