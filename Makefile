@@ -33,7 +33,7 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check dispatcher workers tests bench
-	$(BIN)/mypy dispatcher workers
+	$(BIN)/mypy dispatcher workers bench
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -42,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy dispatcher workers
+	$(BIN)/mypy dispatcher workers bench
 
 audit: $(STAMP)
 	$(BIN)/pip-audit --strict -r requirements.lock --disable-pip --no-deps --progress-spinner off

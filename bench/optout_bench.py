@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .harness import PG_ADMIN_URL, REDIS_URL, Options, Run, Stack, rate, simulator, stack
 from .workload import TXN, number, txn_text
@@ -54,7 +55,8 @@ def load_opt_outs(s: Stack, count: int, bulk_size: int) -> int:
     raw = ctx.engine.raw_connection()
     try:
         if ctx.engine.dialect.name == "postgresql":
-            with raw.cursor() as cur, cur.copy("COPY opt_out (number, channel, created_at, reason, source) "
+            pg: Any = raw.driver_connection  # psycopg's own connection: its cursors have copy()
+            with pg.cursor() as cur, cur.copy("COPY opt_out (number, channel, created_at, reason, source) "
                                                "FROM STDIN") as copy:
                 for n in [number(i) for i in hits] + [number(5_000_000 + i) for i in range(others)]:
                     copy.write_row((n, "transactional", now, "bench", "bench"))

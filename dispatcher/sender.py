@@ -9,7 +9,8 @@ Every step is guarded by the batch's state, so a redelivered task, a second work
 batch does nothing. `sending` is one row: the batch's (its claimed messages stay stored as `queued` and
 read as `sending`, states.THROUGH_BATCH), so a message row is written once between enqueue and the
 answer. A crash after `sending` is committed leaves the batch in `sending`; the sweeper turns a stale one
-and its messages into `unknown` (never resent automatically).
+and its messages into `unknown` (never resent automatically). A database failure around the `sending`
+commit, or before a retry, with no call made, puts the batch back to `pending` (_undo_sending).
 """
 
 from __future__ import annotations
@@ -120,20 +121,36 @@ def _send(ctx: Context, batch: store.BatchRow, messages: list[store.Outgoing]) -
                      f"not enough {channel.package} credits for {credits}")
     try:
         ctx.limiter.acquire(sum(m.parts for m in messages), timeout=LIMIT_WAIT_S)
-        now = ctx.clock()
-        with transaction(ctx.engine) as conn:
-            if not store.move_batch(conn, batch_id, BatchState.SENDING, now, credits=credits):
-                raise _Lost()
-    except _Lost:
-        ctx.ledger.release(channel.package, credits)
-        return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail="batch taken by another worker")
     except TimeoutError:
         ctx.ledger.release(channel.package, credits)  # still pending: the sweeper republishes it
         return SendOutcome(batch_id, BatchOutcome.DEFERRED, detail="shared rate limit busy")
     except BaseException:
         ctx.ledger.release(channel.package, credits)
         raise
+    now = ctx.clock()
+    taken = _commit_sending(ctx, batch_id, channel.package, credits, now)
+    if taken is not None:
+        return taken
     return breaker.after_send(ctx, batch, _call(ctx, batch, channel, messages, credits, now))
+
+
+def _commit_sending(ctx: Context, batch_id: str, package: str, credits: int, now: datetime
+                    ) -> SendOutcome | None:
+    """Commit the batch `sending`, the last step before the call: None when committed; otherwise the
+    reservation is released and the outcome says why."""
+    try:
+        with transaction(ctx.engine) as conn:
+            if store.move_batch(conn, batch_id, BatchState.SENDING, now, credits=credits):
+                return None
+    except StorageUnavailable:  # `sending` may have been committed, its answer lost; no call was made
+        ctx.ledger.release(package, credits)
+        _undo_sending(ctx, batch_id, now)
+        raise
+    except BaseException:
+        ctx.ledger.release(package, credits)
+        raise
+    ctx.ledger.release(package, credits)
+    return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail="batch taken by another worker")
 
 
 def _held_lane(ctx: Context, batch: store.BatchRow) -> SendOutcome | None:
@@ -154,10 +171,6 @@ def _outside_window(ctx: Context, channel: Channel) -> datetime | None:
     return next_window_start(ctx.clock(), s.promo_window_start, s.promo_window_end, s.timezone)
 
 
-class _Lost(Exception):
-    pass
-
-
 class _Taken(Exception):
     """The batch left `sending` while its call was being retried (the sweeper judged it stale): it is no
     longer this worker's to send."""
@@ -171,6 +184,23 @@ def _still_sending(ctx: Context, batch_id: str) -> None:
         state = store.batch_state(conn, batch_id)
     if state != BatchState.SENDING:
         raise _Taken(f"the batch left 'sending' (now {state}) while the call was retried")
+
+
+def _undo_sending(ctx: Context, batch_id: str, sending_at: datetime) -> None:
+    """The database failed while this worker committed `sending` (the commit may have happened, its answer
+    lost) or before a retry, and no call reached the gateway: the batch goes back to `pending`, if it is
+    still this worker's `sending` (store.undo_sending), to be sent later instead of ending `unknown`. The
+    database's outage is waited out as for an answer (_after_call); if it outlasts that, the batch stays
+    `sending` and the sweeper makes it `unknown`, as for a worker that died there."""
+    try:
+        undone = _after_call(ctx, lambda conn: store.undo_sending(conn, batch_id, sending_at))
+    except StorageUnavailable:
+        log.error("batch %s: database unavailable; its 'sending' (no call made) could not be undone",
+                  batch_id)
+        return
+    if undone:
+        log.warning("batch %s: database lost around its 'sending'; no call was made, back to pending",
+                    batch_id)
 
 
 def _reserve(ctx: Context, package: str, credits: int) -> bool:
@@ -205,6 +235,10 @@ def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[
         ctx.ledger.release(channel.package, credits)
         log.error("batch %s: %s; not retried", batch_id, exc)
         return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail=str(exc))
+    except StorageUnavailable:  # from _still_sending: every call so far was provably unsent
+        ctx.ledger.release(channel.package, credits)
+        _undo_sending(ctx, batch_id, sending_at)
+        raise
     except AmbiguousOutcome as exc:
         ctx.ledger.settle_unknown(channel.package, credits)
         return _unknown(ctx, batch_id, f"ambiguous gateway outcome: {exc}")

@@ -49,7 +49,7 @@ class WhitelistSource:
     def __init__(self, settings: Settings, engine: Callable[[], Engine] | None = None) -> None:
         self.settings = settings
         self.path = settings.dlt_whitelist_file
-        self.CHECK_EVERY_S = settings.dlt_whitelist_reload_s
+        self.check_every_s = settings.dlt_whitelist_reload_s
         self._engine = engine if settings.dlt_whitelist_db else None
         self._rules: LinkRules | None = None
         self._built_from: tuple[Entries, Entries] | None = None
@@ -60,8 +60,12 @@ class WhitelistSource:
         self._checked = 0.0
 
     def get(self) -> LinkRules:
+        if self.settings.dlt_links == "off":  # nothing is checked: no source is read
+            if self._rules is None:
+                self._rules = LinkRules.build((), (), "off")
+            return self._rules
         now = time.monotonic()
-        if self._rules is not None and now - self._checked < self.CHECK_EVERY_S:
+        if self._rules is not None and now - self._checked < self.check_every_s:
             return self._rules
         self._checked = now
         sources = (self._read_file(), self._read_database())
@@ -133,9 +137,9 @@ class WhitelistSource:
 # --------------------------------------------------------------------------- library
 
 
-def _row(kind: object, entry: object, note: object, source: object, ctx: Context,
-         field: str = "entry") -> dict[str, object]:
-    """A validated row (ValidationError naming the field and the reason)."""
+def _keyed(kind: object, entry: object, field: str = "entry") -> tuple[str, str, str]:
+    """(kind, compared key, entry as given) of a valid entry (ValidationError naming the field and the
+    reason)."""
     if not isinstance(kind, str) or kind.strip().lower() not in KINDS:
         raise ValidationError("kind", f"must be url or cbn, got {kind!r}")
     kind = kind.strip().lower()
@@ -143,9 +147,15 @@ def _row(kind: object, entry: object, note: object, source: object, ctx: Context
         raise ValidationError(field, f"must be a string, got {type(entry).__name__}")
     text = entry.strip()
     try:
-        key = check_entry(kind, text)
+        return kind, check_entry(kind, text), text
     except ValueError as exc:
         raise ValidationError(field, str(exc)) from None
+
+
+def _row(kind: object, entry: object, note: object, source: object, ctx: Context,
+         field: str = "entry") -> dict[str, object]:
+    """A validated row (ValidationError naming the field and the reason)."""
+    kind, key, text = _keyed(kind, entry, field)
     return {"kind": kind, "key": key, "entry": text, "created_at": ctx.clock(),
             "note": clean_text(note, "note", NOTE_MAX) or None,
             "source": clean_text(source, "source", SOURCE_MAX) or None}
@@ -167,10 +177,10 @@ def remove(kind: str, entry: str, *, ctx: Context | None = None) -> bool:
     ``X``; ``+91 98...`` is ``98...``); False when it was not there. Entries from settings or the file
     stay where they are."""
     ctx = ctx or get_context()
-    row = _row(kind, entry, "", "", ctx)
+    kind, key, _ = _keyed(kind, entry)
     with transaction(ctx.engine) as conn:
-        removed = guard_store.remove_whitelist(conn, str(row["kind"]), str(row["key"])) == 1
-    log.info("whitelist: %s %s %s", "removed" if removed else "not listed", row["kind"], row["key"])
+        removed = guard_store.remove_whitelist(conn, kind, key) == 1
+    log.info("whitelist: %s %s %s", "removed" if removed else "not listed", kind, key)
     return removed
 
 

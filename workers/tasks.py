@@ -54,7 +54,8 @@ def send_batch(self: Any, batch_id: str, lane: str = "", size: int = 0, group: s
     try:
         return asdict(sender.send_batch(worker_context(), batch_id))
     except StorageUnavailable as exc:
-        # nothing was sent (the guarded `sending` commit failed or never ran); the sweeper also republishes
+        # nothing was sent: the guarded `sending` commit failed, never ran, or was undone (the batch is
+        # `pending` again); the sweeper also republishes
         raise self.retry(exc=exc, countdown=5) from exc
 
 

@@ -36,6 +36,7 @@ from .batches import (  # noqa: F401
     sending_counts,
     stale_sending_batches,
     touch_batches,
+    undo_sending,
 )
 from .jobs import (  # noqa: F401
     add_job_credits,

@@ -68,6 +68,18 @@ def move_batch(conn: Connection, batch_id: str, to: BatchState, now: datetime, *
     return (res.rowcount or 0) == 1
 
 
+def undo_sending(conn: Connection, batch_id: str, sending_at: datetime) -> bool:
+    """``sending`` -> ``pending`` for a batch whose worker made no call after it committed ``sending``, but
+    could not tell whether that commit happened (the database's answer was lost, or the database went away
+    before a retry). Outside states.BATCH_ALLOWED_FROM on purpose: only the worker that wrote ``sending``
+    may undo it, so the guard is the batch's own ``sending_at`` stamp as that worker wrote it; a batch that
+    another worker took, or that the sweeper judged stale, is left alone. True when it moved."""
+    res = conn.execute(update(BATCH).where(B.id == batch_id, B.state == BatchState.SENDING.value,
+                                           B.sending_at == sending_at)
+                       .values(state=BatchState.PENDING.value, sending_at=None, credits=0))
+    return (res.rowcount or 0) == 1
+
+
 def batch_messages(conn: Connection, batch_id: str, state: State) -> list[Outgoing]:
     rows = conn.execute(select(M.id, M.number, M.text, M.credits, M.parts)
                         .where(M.batch_id == batch_id, M.state == state.value).order_by(M.id)).all()

@@ -55,7 +55,7 @@ def test_whitelisted_links_go_out_and_others_are_refused_before_anything_is_writ
     assert stack.dispatcher.get_status(ok).state in ("sent", "delivered", "undelivered", "expired")
 
     wl.write_text("url pay.smspoint.in\nurl bit.ly/abc\n")  # re-read on change, no restart
-    stack.ctx.whitelist.CHECK_EVERY_S = 0.0
+    stack.ctx.whitelist.check_every_s = 0.0
     later = d.send_sms(number(2), "Rs 1,500 is due. Pay at https://bit.ly/abc - SMSPNT", **TYPED)
     stack.wait_settled(3)
     assert stack.dispatcher.get_status(later).state != "failed"

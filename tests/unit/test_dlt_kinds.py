@@ -264,3 +264,22 @@ def test_whitelist_lines_read_kinds_and_bare_entries_with_their_line_numbers():
 def test_a_toll_free_number_is_one_entry_however_it_is_written(written):
     assert cbn_key(written) == "18001234567"
     assert LinkRules.build([], [written]).cbns == frozenset({"18001234567"})
+
+
+def test_with_dlt_links_off_no_whitelist_source_is_read(tmp_path):
+    """Nothing is checked with DLT_LINKS=off, so a missing file (refused, typed, in the other modes) and
+    the database are not read."""
+    from dispatcher.errors import ConfigurationError
+    from dispatcher.settings import Settings
+    from dispatcher.whitelist import WhitelistSource
+
+    def no_engine():  # the database is never asked
+        raise AssertionError("the database was read")
+
+    missing = str(tmp_path / "missing.txt")
+    off = WhitelistSource(Settings(dlt_links="off", dlt_whitelist_file=missing, dlt_whitelist_db=True),
+                          no_engine)
+    off.get().check("Pay at https://bit.ly/abc or call 9876543210")
+    assert off.get().mode == "off"
+    with pytest.raises(ConfigurationError, match="dlt_whitelist_file"):
+        WhitelistSource(Settings(dlt_links="typed", dlt_whitelist_file=missing), no_engine).get()
