@@ -39,10 +39,11 @@ def timeout_for(n: int) -> float:
     return 120.0 + n / 500
 
 
-def cpu_meter(database_url: str, worker: Worker, sim_pid: int) -> CpuMeter:
+def cpu_meter(database_url: str, worker: Worker, sim_pid: int, **others: int) -> CpuMeter:
     """CPU of each part while a run drains: the database's server processes (PostgreSQL backends of this
     run's database; SQLite works inside the other processes), the worker's process tree (main process,
-    beat and the pool), the simulator, and this process (the producer's send_bulk calls)."""
+    beat and the pool), the simulator, this process (the producer's send_bulk calls), and ``others``
+    (name -> pid)."""
     name = make_url(database_url).database or ""
     pg = database_url.startswith("postgresql")
     me = os.getpid()
@@ -51,7 +52,12 @@ def cpu_meter(database_url: str, worker: Worker, sim_pid: int) -> CpuMeter:
                                           if pg and c.startswith("postgres:") and f" {name} " in c],
         "worker processes": lambda _lines: worker.pids(),
         "simulator": lambda _lines: [sim_pid],
-        "producer (send_bulk)": lambda _lines: [me]})
+        "producer (send_bulk)": lambda _lines: [me],
+        **{part: _only(pid) for part, pid in others.items()}})
+
+
+def _only(pid: int) -> Callable[[dict[int, str]], list[int]]:
+    return lambda _lines: [pid]
 
 
 def measure(run: Run, db: str, n: int | None = None, around: Around | None = None,
