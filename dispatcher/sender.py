@@ -143,8 +143,7 @@ def _commit_sending(ctx: Context, batch_id: str, package: str, credits: int, now
             if store.move_batch(conn, batch_id, BatchState.SENDING, now, credits=credits):
                 return None
     except StorageUnavailable:  # `sending` may have been committed, its answer lost; no call was made
-        ctx.ledger.release(package, credits)
-        _undo_sending(ctx, batch_id, now)
+        _undo_sending(ctx, batch_id, package, credits, now)
         raise
     except BaseException:
         ctx.ledger.release(package, credits)
@@ -186,12 +185,14 @@ def _still_sending(ctx: Context, batch_id: str) -> None:
         raise _Taken(f"the batch left 'sending' (now {state}) while the call was retried")
 
 
-def _undo_sending(ctx: Context, batch_id: str, sending_at: datetime) -> None:
+def _undo_sending(ctx: Context, batch_id: str, package: str, credits: int, sending_at: datetime) -> None:
     """The database failed while this worker committed `sending` (the commit may have happened, its answer
-    lost) or before a retry, and no call reached the gateway: the batch goes back to `pending`, if it is
-    still this worker's `sending` (store.undo_sending), to be sent later instead of ending `unknown`. The
-    database's outage is waited out as for an answer (_after_call); if it outlasts that, the batch stays
-    `sending` and the sweeper makes it `unknown`, as for a worker that died there."""
+    lost) or before a retry, and no call reached the gateway: the reservation is released and the batch
+    goes back to `pending`, if it is still this worker's `sending` (store.undo_sending), to be sent later
+    instead of ending `unknown`. The database's outage is waited out as for an answer (_after_call); if it
+    outlasts that, the batch stays `sending` and the sweeper makes it `unknown`, as for a worker that died
+    there."""
+    ctx.ledger.release(package, credits)
     try:
         undone = _after_call(ctx, lambda conn: store.undo_sending(conn, batch_id, sending_at))
     except StorageUnavailable:
@@ -236,8 +237,7 @@ def _call(ctx: Context, batch: store.BatchRow, channel: Channel, messages: list[
         log.error("batch %s: %s; not retried", batch_id, exc)
         return SendOutcome(batch_id, BatchOutcome.SKIPPED, detail=str(exc))
     except StorageUnavailable:  # from _still_sending: every call so far was provably unsent
-        ctx.ledger.release(channel.package, credits)
-        _undo_sending(ctx, batch_id, sending_at)
+        _undo_sending(ctx, batch_id, channel.package, credits, sending_at)
         raise
     except AmbiguousOutcome as exc:
         ctx.ledger.settle_unknown(channel.package, credits)

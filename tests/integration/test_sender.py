@@ -100,15 +100,13 @@ def _lost_commit(monkeypatch, *, committed: bool) -> list[int]:
     @contextlib.contextmanager
     def flaky(engine):
         begun.append(1)
-        if len(begun) > 1:
-            with real(engine) as conn:
-                yield conn
-            return
+        first = len(begun) == 1
         with real(engine) as conn:
             yield conn
-            if not committed:
+            if first and not committed:
                 raise StorageUnavailable("database unavailable: connection cut before the commit")
-        raise StorageUnavailable("database unavailable: connection cut after the commit")
+        if first:
+            raise StorageUnavailable("database unavailable: connection cut after the commit")
 
     monkeypatch.setattr(sender, "transaction", flaky)
     return begun
